@@ -1,0 +1,4 @@
+from .imagenet_folder import ImageNetFolder
+from .transforms import PackClsInputs
+
+__all__ = ['ImageNetFolder', 'PackClsInputs']

@@ -1,0 +1,3 @@
+from .formatting import PackClsInputs
+
+__all__ = ['PackClsInputs']

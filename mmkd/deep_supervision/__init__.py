@@ -1,0 +1,3 @@
+from .pyramid import StageToPyramid
+
+__all__ = ['StageToPyramid']

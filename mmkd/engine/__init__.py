@@ -1,0 +1,3 @@
+from .hooks import DistillWeightHook, StudentCheckpointHook
+
+__all__ = ['DistillWeightHook', 'StudentCheckpointHook']

@@ -1,0 +1,118 @@
+"""Write student-only checkpoints a plain mmdet/mmseg/timm can load."""
+import os
+import os.path as osp
+from typing import Any, Optional
+
+import torch
+from mmengine.config import Config
+from mmengine.dist import master_only
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmkd.registry import HOOKS
+
+
+def _plain(obj: Any) -> Any:
+    """Only types torch.load(weights_only=True) accepts without allow-list."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, (str, int, float, bool, type(None), torch.Tensor)):
+        return obj
+    if hasattr(obj, 'item'):  # numpy scalars
+        return obj.item()
+    return str(obj)
+
+
+def student_state(distiller_state: dict) -> dict:
+    """The ``student.*`` entries of a distiller state dict, prefix removed."""
+    return {
+        k[len('student.'):]: v
+        for k, v in distiller_state.items() if k.startswith('student.')
+    }
+
+
+def student_config(cfg: Config) -> Config:
+    """The run's config with the student as ``model`` and no mmkd parts."""
+    from mmkd.models.distillers.builder import load_model_cfg
+    model = cfg.model
+    scope = cfg.get('default_scope', 'mmdet')
+    student, scope, _ = load_model_cfg(model['student'], scope)
+    out = cfg.copy()
+    out.model = student
+    out.default_scope = scope
+    out.pop('custom_imports', None)
+    out.custom_hooks = [
+        h for h in out.get('custom_hooks', [])
+        if not str(h.get('type', '')).startswith('mmkd.')
+    ]
+    return out
+
+
+@HOOKS.register_module()
+class StudentCheckpointHook(Hook):
+    """Save the student alone next to every runner checkpoint and at the end.
+
+    Files: ``student_iter_<n>.pth`` / ``student_epoch_<n>.pth`` at each save,
+    ``student_final.pth`` after training, and ``student_config.py`` (the run's
+    config with the student as ``model``). Keys are the student's own (no
+    ``student.`` prefix, no teacher, no auxiliary heads); ``meta`` holds only
+    plain types, so ``torch.load(weights_only=True)`` — and thus plain
+    ``mmdet.apis.init_detector`` / ``mmseg.apis.init_model`` — loads it
+    without importing mmkd.
+
+    Args:
+        out_dir (str, optional): Where to write. Defaults to the work dir.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, out_dir: Optional[str] = None) -> None:
+        self.out_dir = out_dir
+        self._trained = False
+
+    def _dir(self, runner) -> str:
+        return self.out_dir or runner.work_dir
+
+    def before_train(self, runner) -> None:
+        self._trained = True
+        self._dump_config(runner)
+
+    @master_only
+    def _dump_config(self, runner) -> None:
+        student_config(runner.cfg).dump(
+            osp.join(self._dir(runner), 'student_config.py'))
+
+    @master_only
+    def _save(self, runner, state: dict, meta: dict, name: str) -> None:
+        ckpt = dict(state_dict=student_state(state), meta=_plain(meta))
+        path = osp.join(self._dir(runner), name)
+        torch.save(ckpt, path + '.tmp')
+        os.replace(path + '.tmp', path)  # never a half-written file
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.get('meta', {})
+        by_epoch = runner.train_loop.__class__.__name__.startswith('Epoch')
+        name = (f'student_epoch_{meta.get("epoch")}.pth'
+                if by_epoch else f'student_iter_{meta.get("iter")}.pth')
+        self._save(runner, checkpoint['state_dict'], self._meta(meta), name)
+
+    def after_run(self, runner) -> None:
+        if not self._trained:  # a test-only run
+            return
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        meta = dict(epoch=runner.epoch, iter=runner.iter)
+        meta['dataset_meta'] = getattr(model.student, 'dataset_meta', None) \
+            or runner.train_dataloader.dataset.metainfo
+        self._save(runner, state, self._meta(meta), 'student_final.pth')
+
+    @staticmethod
+    def _meta(meta: dict) -> dict:
+        keep = ('epoch', 'iter', 'dataset_meta', 'seed', 'experiment_name',
+                'time', 'mmengine_version')
+        out = {k: meta[k] for k in keep if k in meta}
+        out['distilled_with'] = 'mmkd'
+        return out

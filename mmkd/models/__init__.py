@@ -1,0 +1,3 @@
+from .distillers import BaseDistiller, DetectionDistiller
+
+__all__ = ['BaseDistiller', 'DetectionDistiller']

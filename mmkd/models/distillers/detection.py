@@ -1,0 +1,251 @@
+"""Distillation for MMDetection 3.x detectors.
+
+* Dense heads (RetinaNet, FCOS, ATSS, GFL, ...): KD on the class logits of
+  every location of every FPN level (``distill.cls``), and for GFL-style heads
+  on the box distributions (``distill.box``, softmax KD over the
+  ``reg_max + 1`` bins of each side, as in LD, https://arxiv.org/abs/2102.12252).
+* Two-stage detectors (Faster / Mask R-CNN): KD on the RoI classification
+  logits (``distill.cls``), the teacher's RoI head run on the student's
+  sampled RoIs.
+* Deep supervision (dense heads): auxiliary heads of the student's head type
+  on intermediate backbone stages (:class:`StageToPyramid` builds their
+  pyramid), each trained with the head's own task loss and KD from the
+  teacher's final predictions at the same strides.
+
+The teacher runs ``extract_feat`` and its head's ``forward`` (or its RoI
+head's ``_bbox_forward``) under ``no_grad``: never its losses, label
+assignment or post-processing.
+"""
+import copy
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import DefaultScope
+
+from mmkd.deep_supervision.pyramid import StageToPyramid
+from mmkd.registry import MODELS
+from .base import BaseDistiller
+from .builder import ModelSpec, load_model_cfg
+
+
+def _flat(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(B, A*K, H, W) -> (B*H*W*A, K)."""
+    return x.permute(0, 2, 3, 1).reshape(-1, channels)
+
+
+@MODELS.register_module()
+class DetectionDistiller(BaseDistiller):
+    """KD + multi-level deep supervision for any mmdet 3.x detector.
+
+    Args:
+        student (str | dict): Student detector (dict, ``mmdet::`` or local
+            config path).
+        teacher (str | dict): Teacher detector, same forms.
+        teacher_ckpt (str, optional): Teacher weights. Defaults to None.
+        distill (dict): One entry per term, each a loss config plus optional
+            ``levels`` (indices of the FPN levels; default all). Terms:
+            ``cls`` (class logits; ``mmkd.SigmoidKDLoss`` for sigmoid heads,
+            ``mmkd.KDLoss`` for softmax ones and RoI heads) and ``box`` (GFL
+            box distributions, ``mmkd.KDLoss``). Defaults to
+            ``dict(cls=dict(type='mmkd.SigmoidKDLoss'))``.
+        deep_supervision (dict, optional): ``stages`` (indices into the
+            backbone's outputs), and optionally ``channels`` (width of the
+            auxiliary pyramid, default the head's ``in_channels``),
+            ``stage_weights`` (one per stage, default 1), ``gt_weight`` and
+            ``kd_weight`` (default 1). Defaults to None (off).
+        eval_teacher (bool): Evaluate the teacher instead. Defaults to False.
+        init_cfg (dict, optional): Defaults to None.
+    """
+
+    default_scope = 'mmdet'
+
+    def __init__(self,
+                 student: ModelSpec,
+                 teacher: ModelSpec,
+                 teacher_ckpt: Optional[str] = None,
+                 distill: dict = dict(cls=dict(type='mmkd.SigmoidKDLoss')),
+                 deep_supervision: Optional[dict] = None,
+                 eval_teacher: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(student, teacher, teacher_ckpt, eval_teacher,
+                         init_cfg)
+        self.two_stage = hasattr(self.student, 'roi_head')
+        self._check_compatible(distill)
+        self.kd_levels = {}
+        self.kd_losses = nn.ModuleDict()
+        for term, cfg in (distill or {}).items():
+            if term not in ('cls', 'box'):
+                raise KeyError(f"distill: unknown term '{term}' (expected "
+                               "'cls' or 'box')")
+            cfg = dict(cfg)
+            self.kd_levels[term] = cfg.pop('levels', None)
+            self.kd_losses[term] = MODELS.build(cfg)
+        self.ds_cfg = dict(deep_supervision or {})
+        self.ds_branches = nn.ModuleList()
+        if self.ds_cfg:
+            self._build_deep_supervision(student)
+
+    # ------------------------------------------------------------ checks
+    def _check_compatible(self, distill: dict) -> None:
+        s, t = self.student, self.teacher
+        if hasattr(t, 'roi_head') != self.two_stage:
+            kind = ('two-stage', 'dense')
+            raise ValueError(
+                'student and teacher must both be two-stage or both dense: '
+                f'student is {kind[not self.two_stage]}, teacher is '
+                f'{kind[not hasattr(t, "roi_head")]}')
+        if self.two_stage:
+            sh, th = s.roi_head.bbox_head, t.roi_head.bbox_head
+            checks = [('class count', sh.num_classes, th.num_classes)]
+        else:
+            sh, th = s.bbox_head, t.bbox_head
+            sg, tg = sh.prior_generator, th.prior_generator
+            checks = [
+                ('class count', sh.num_classes, th.num_classes),
+                ('level count', sg.num_levels, tg.num_levels),
+                ('strides', [st[0] for st in sg.strides],
+                 [st[0] for st in tg.strides]),
+                ('anchors per location', sg.num_base_priors,
+                 tg.num_base_priors),
+                ('sigmoid classification', sh.use_sigmoid_cls,
+                 th.use_sigmoid_cls),
+            ]
+            if 'box' in (distill or {}):
+                checks.append(('box distribution bins (reg_max)',
+                               getattr(sh, 'reg_max', None),
+                               getattr(th, 'reg_max', None)))
+                if getattr(sh, 'reg_max', None) is None:
+                    raise ValueError(
+                        "distill.box needs GFL-style heads with 'reg_max'; "
+                        f'student head is {type(sh).__name__}')
+        for what, a, b in checks:
+            if a != b:
+                raise ValueError(f'student and teacher differ in {what}: '
+                                 f'student {a}, teacher {b}')
+
+    # ------------------------------------------------------------ DS
+    def _build_deep_supervision(self, student: ModelSpec) -> None:
+        if self.two_stage:
+            raise ValueError('deep_supervision is implemented for dense '
+                             'heads; this student is two-stage')
+        cfg = self.ds_cfg
+        stages = list(cfg.get('stages', ()))
+        if not stages:
+            raise ValueError('deep_supervision needs a non-empty "stages"')
+        head = self.student.bbox_head
+        model_cfg, scope, _ = load_model_cfg(student, self.default_scope)
+        channels = cfg.get('channels', model_cfg.bbox_head.in_channels)
+        strides = [st[0] for st in head.prior_generator.strides]
+        stage_ch, stage_strides = self._probe_backbone()
+        for s in stages:
+            if not -len(stage_ch) <= s < len(stage_ch):
+                raise ValueError(
+                    f'deep_supervision.stages: {s} is not one of the '
+                    f'backbone outputs 0..{len(stage_ch) - 1}')
+            head_cfg = copy.deepcopy(model_cfg.bbox_head)
+            head_cfg.update(
+                in_channels=channels,
+                train_cfg=model_cfg.get('train_cfg'),
+                test_cfg=model_cfg.get('test_cfg'))
+            with DefaultScope.overwrite_default_scope(scope):
+                aux_head = ROOT_MODELS.build(head_cfg)
+            self.ds_branches.append(
+                nn.ModuleDict(
+                    dict(
+                        neck=StageToPyramid(stage_ch[s], channels,
+                                            stage_strides[s], strides),
+                        head=aux_head)))
+        weights = cfg.get('stage_weights') or [1.0] * len(stages)
+        if len(weights) != len(stages):
+            raise ValueError(
+                f'deep_supervision: {len(weights)} stage_weights for '
+                f'{len(stages)} stages')
+        self.ds_stages, self.ds_weights = stages, list(weights)
+
+    @torch.no_grad()
+    def _probe_backbone(self):
+        """Channels and strides of the student backbone's outputs."""
+        backbone = self.student.backbone
+        was_training = backbone.training
+        backbone.eval()
+        size = 256
+        outs = backbone(torch.zeros(1, 3, size, size))
+        backbone.train(was_training)
+        return [o.shape[1] for o in outs], [size // o.shape[-1] for o in outs]
+
+    # ------------------------------------------------------------ loss
+    def loss(self, inputs: torch.Tensor,
+             data_samples: list) -> Dict[str, torch.Tensor]:
+        with torch.no_grad():
+            t_feats = self.teacher.extract_feat(self.teacher_inputs(inputs))
+        if self.two_stage:
+            return self._two_stage_loss(inputs, data_samples, t_feats)
+        from mmdet.models.utils import unpack_gt_instances
+        gt, gt_ignore, metas = unpack_gt_instances(data_samples)
+        s_stages = self.student.backbone(inputs)
+        s_feats = self.student.neck(s_stages) \
+            if self.student.with_neck else s_stages
+        head = self.student.bbox_head
+        s_outs = head(s_feats)
+        losses = head.loss_by_feat(*s_outs, gt, metas, gt_ignore)
+        with torch.no_grad():
+            t_outs = self.teacher.bbox_head(t_feats)
+        kd = self._dense_kd(s_outs, t_outs, head, 'loss_kd')
+        for i, (branch, w) in enumerate(zip(self.ds_branches,
+                                            self.ds_weights)):
+            feats = branch['neck'](s_stages[self.ds_stages[i]])
+            outs = branch['head'](feats)
+            gt_w = w * self.ds_cfg.get('gt_weight', 1.0)
+            for k, v in branch['head'].loss_by_feat(*outs, gt, metas,
+                                                    gt_ignore).items():
+                losses[f'ds{i}.{k}'] = [x * gt_w for x in v] if isinstance(
+                    v, list) else v * gt_w
+            kd_w = w * self.ds_cfg.get('kd_weight', 1.0)
+            for k, v in self._dense_kd(outs, t_outs, head,
+                                       f'ds{i}.loss_kd').items():
+                kd[k] = v * kd_w
+        losses.update(self.scaled(kd))
+        return losses
+
+    def _dense_kd(self, s_outs: Sequence, t_outs: Sequence, head: nn.Module,
+                  prefix: str) -> Dict[str, torch.Tensor]:
+        losses = {}
+        num_levels = len(s_outs[0])
+        for term, loss in self.kd_losses.items():
+            idx, channels = (0, head.cls_out_channels) if term == 'cls' else (
+                1, head.reg_max + 1)
+            for lvl in self.kd_levels[term] or range(num_levels):
+                s, t = s_outs[idx][lvl], t_outs[idx][lvl]
+                if s.shape != t.shape:
+                    raise RuntimeError(
+                        f'{prefix}_{term} level {lvl}: student output '
+                        f'{tuple(s.shape)} vs teacher {tuple(t.shape)}')
+                losses[f'{prefix}_{term}_l{lvl}'] = loss(
+                    _flat(s, channels), _flat(t, channels))
+        return losses
+
+    def _two_stage_loss(self, inputs: torch.Tensor, data_samples: list,
+                        t_feats) -> Dict[str, torch.Tensor]:
+        """Student's own loss; RoIs and RoI logits captured on the way."""
+        roi_head = self.student.roi_head
+        seen: List = []
+        h1 = roi_head.bbox_roi_extractor.register_forward_pre_hook(
+            lambda m, args: seen.append(args[1]))
+        h2 = roi_head.bbox_head.register_forward_hook(
+            lambda m, args, out: seen.append(out[0]))
+        try:
+            losses = self.student.loss(inputs, data_samples)
+        finally:
+            h1.remove()
+            h2.remove()
+        rois, s_cls = seen[0], seen[1]
+        kd = {}
+        if 'cls' in self.kd_losses:
+            with torch.no_grad():
+                t_cls = self.teacher.roi_head._bbox_forward(
+                    t_feats, rois)['cls_score']
+            kd['loss_kd_cls_roi'] = self.kd_losses['cls'](s_cls, t_cls)
+        losses.update(self.scaled(kd))
+        return losses

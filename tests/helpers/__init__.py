@@ -1,0 +1,62 @@
+"""Helpers shared by the tests (importable as ``helpers``)."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DET_CONFIG = osp.join(ROOT,
+                      'configs/demo/retinanet_r18-w16_fpn_500it_demo-coco.py')
+SEG_CONFIG = osp.join(ROOT, 'configs/demo/fcn_r18-w16-d8_500it_demo-ade.py')
+
+
+def det_options(root: str, iters: int = 2) -> list:
+    """--cfg-options pointing the demo detection config at ``root``."""
+    coco = osp.join(root, 'coco') + '/'
+    return [
+        f'train_dataloader.dataset.data_root={coco}',
+        f'val_dataloader.dataset.data_root={coco}',
+        f'test_dataloader.dataset.data_root={coco}',
+        f'val_evaluator.ann_file={coco}annotations/instances_val2017.json',
+        f'test_evaluator.ann_file={coco}annotations/instances_val2017.json',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.persistent_workers=False',
+        'test_dataloader.persistent_workers=False',
+        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'default_hooks.checkpoint.interval={iters}',
+        'default_hooks.logger.interval=1',
+        # after 2 iterations no score passes RetinaNet's 0.05 threshold
+        'model.test_cfg.score_thr=0.0'
+    ]
+
+
+def seg_options(root: str, iters: int = 2) -> list:
+    """--cfg-options pointing the demo segmentation config at ``root``."""
+    ade = osp.join(root, 'ade') + '/'
+    return [
+        f'train_dataloader.dataset.data_root={ade}',
+        f'val_dataloader.dataset.data_root={ade}',
+        f'test_dataloader.dataset.data_root={ade}',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.persistent_workers=False',
+        'test_dataloader.persistent_workers=False',
+        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'default_hooks.checkpoint.interval={iters}',
+        'default_hooks.logger.interval=1'
+    ]
+
+
+def run_tool(*args, timeout: int = 600, env: dict = None):
+    """Run a script under tools/ in a fresh process; return CompletedProcess."""
+    full_env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    full_env.update(env or {})
+    script = args[0]
+    cmd = (['bash'] if script.endswith('.sh') else [sys.executable])
+    cmd += [osp.join(ROOT, 'tools', script), *map(str, args[1:])]
+    return subprocess.run(
+        cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
+        timeout=timeout)

@@ -16,7 +16,7 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-DET_CONFIG = 'configs/demo/retinanet_r18-w32_fpn_500it_demo-coco.py'
+DET_CONFIG = 'configs/demo/retinanet_r18-w32_fpn_demo-coco.py'
 
 
 def sh(cmd) -> None:

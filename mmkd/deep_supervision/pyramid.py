@@ -42,6 +42,11 @@ class StageToPyramid(nn.Module):
         self.downs = nn.ModuleList()
         stride = in_stride
         for s in self.out_strides:
+            if s < in_stride:
+                if in_stride % s:
+                    raise ValueError(f'StageToPyramid: stride {s} does not '
+                                     f'divide the input stride {in_stride}')
+                continue
             while stride < s:
                 self.downs.append(
                     ConvModule(

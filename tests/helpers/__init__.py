@@ -6,8 +6,8 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIG = osp.join(ROOT,
-                      'configs/demo/retinanet_r18-w16_fpn_500it_demo-coco.py')
-SEG_CONFIG = osp.join(ROOT, 'configs/demo/fcn_r18-w16-d8_500it_demo-ade.py')
+                      'configs/demo/retinanet_r18-w16_fpn_demo-coco.py')
+SEG_CONFIG = osp.join(ROOT, 'configs/demo/fcn_r18-w16-d8_demo-ade.py')
 
 
 def det_options(root: str, iters: int = 2) -> list:

@@ -1,12 +1,12 @@
 # The generated COCO-format demo set (tools/make_demo_data.py): 6 shape
-# classes in similar pairs, 192-256 px images, read by mmdet's CocoDataset.
+# classes in similar pairs, 192-256 px images (resized to 192), read by mmdet's CocoDataset.
 _base_ = 'mmdet::_base_/datasets/coco_detection.py'
 
 data_root = 'data/demo/coco/'
 metainfo = dict(
     classes=('circle', 'ellipse', 'square', 'rectangle', 'pentagon',
              'hexagon'))
-img_scale = (256, 256)
+img_scale = (192, 192)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

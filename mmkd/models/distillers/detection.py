@@ -7,10 +7,12 @@
 * Two-stage detectors (Faster / Mask R-CNN): KD on the RoI classification
   logits (``distill.cls``), the teacher's RoI head run on the student's
   sampled RoIs.
-* Deep supervision (dense heads): auxiliary heads of the student's head type
-  on intermediate backbone stages (:class:`StageToPyramid` builds their
-  pyramid), each trained with the head's own task loss and KD from the
-  teacher's final predictions at the same strides.
+* Deep supervision: auxiliary heads of the student's head type on
+  intermediate backbone stages (:class:`StageToPyramid` builds their
+  pyramid). Dense: each is trained with the head's own task loss and KD from
+  the teacher's final predictions at the same strides. Two-stage: auxiliary
+  RoI heads on the student's sampled RoIs, trained by KD from the teacher's
+  RoI logits.
 
 The teacher runs ``extract_feat`` and its head's ``forward`` (or its RoI
 head's ``_bbox_forward``) under ``no_grad``: never its losses, label
@@ -84,6 +86,7 @@ class DetectionDistiller(BaseDistiller):
             self.kd_losses[term] = MODELS.build(cfg)
         self.ds_cfg = dict(deep_supervision or {})
         self.ds_branches = nn.ModuleList()
+        self.ds_stages, self.ds_weights = [], []
         if self.ds_cfg:
             self._build_deep_supervision(student)
 
@@ -127,36 +130,49 @@ class DetectionDistiller(BaseDistiller):
 
     # ------------------------------------------------------------ DS
     def _build_deep_supervision(self, student: ModelSpec) -> None:
-        if self.two_stage:
-            raise ValueError('deep_supervision is implemented for dense '
-                             'heads; this student is two-stage')
         cfg = self.ds_cfg
         stages = list(cfg.get('stages', ()))
         if not stages:
             raise ValueError('deep_supervision needs a non-empty "stages"')
-        head = self.student.bbox_head
         model_cfg, scope, _ = load_model_cfg(student, self.default_scope)
-        channels = cfg.get('channels', model_cfg.bbox_head.in_channels)
-        strides = [st[0] for st in head.prior_generator.strides]
+        if self.two_stage:
+            roi = model_cfg.roi_head
+            channels = cfg.get('channels', roi.bbox_roi_extractor.out_channels)
+            strides = list(roi.bbox_roi_extractor.featmap_strides)
+        else:
+            channels = cfg.get('channels', model_cfg.bbox_head.in_channels)
+            strides = [
+                st[0] for st in self.student.bbox_head.prior_generator.strides
+            ]
         stage_ch, stage_strides = self._probe_backbone()
         for s in stages:
             if not -len(stage_ch) <= s < len(stage_ch):
                 raise ValueError(
                     f'deep_supervision.stages: {s} is not one of the '
                     f'backbone outputs 0..{len(stage_ch) - 1}')
-            head_cfg = copy.deepcopy(model_cfg.bbox_head)
-            head_cfg.update(
-                in_channels=channels,
-                train_cfg=model_cfg.get('train_cfg'),
-                test_cfg=model_cfg.get('test_cfg'))
+            branch = dict(
+                neck=StageToPyramid(stage_ch[s], channels, stage_strides[s],
+                                    strides))
             with DefaultScope.overwrite_default_scope(scope):
-                aux_head = ROOT_MODELS.build(head_cfg)
-            self.ds_branches.append(
-                nn.ModuleDict(
-                    dict(
-                        neck=StageToPyramid(stage_ch[s], channels,
-                                            stage_strides[s], strides),
-                        head=aux_head)))
+                if self.two_stage:
+                    # an auxiliary RoI head of the student's type
+                    branch['roi_extractor'] = ROOT_MODELS.build(
+                        dict(copy.deepcopy(roi.bbox_roi_extractor),
+                             out_channels=channels))
+                    # (classification only: nothing would train a box
+                    # branch, and DDP refuses parameters without gradients)
+                    branch['head'] = ROOT_MODELS.build(
+                        dict(copy.deepcopy(roi.bbox_head),
+                             in_channels=channels,
+                             with_reg=False))
+                else:
+                    # an auxiliary dense head of the student's type
+                    branch['head'] = ROOT_MODELS.build(
+                        dict(copy.deepcopy(model_cfg.bbox_head),
+                             in_channels=channels,
+                             train_cfg=model_cfg.get('train_cfg'),
+                             test_cfg=model_cfg.get('test_cfg')))
+            self.ds_branches.append(nn.ModuleDict(branch))
         weights = cfg.get('stage_weights') or [1.0] * len(stages)
         if len(weights) != len(stages):
             raise ValueError(
@@ -228,24 +244,48 @@ class DetectionDistiller(BaseDistiller):
 
     def _two_stage_loss(self, inputs: torch.Tensor, data_samples: list,
                         t_feats) -> Dict[str, torch.Tensor]:
-        """Student's own loss; RoIs and RoI logits captured on the way."""
+        """The student's own loss; stages, RoIs and RoI logits are captured
+        on the way (forward hooks: the RoI head has no method that returns
+        them), so none of mmdet's RoI-head loss code is copied here."""
         roi_head = self.student.roi_head
-        seen: List = []
-        h1 = roi_head.bbox_roi_extractor.register_forward_pre_hook(
-            lambda m, args: seen.append(args[1]))
-        h2 = roi_head.bbox_head.register_forward_hook(
-            lambda m, args, out: seen.append(out[0]))
+        seen: Dict[str, torch.Tensor] = {}
+
+        def keep(name, pick):
+            # hooks must return None, or they replace the args / output
+            def hook(module, *args):
+                seen.setdefault(name, pick(args))
+            return hook
+
+        hooks = [
+            self.student.backbone.register_forward_hook(
+                keep('stages', lambda a: a[1])),
+            roi_head.bbox_roi_extractor.register_forward_pre_hook(
+                keep('rois', lambda a: a[0][1])),
+            roi_head.bbox_head.register_forward_hook(
+                keep('cls', lambda a: a[1][0])),
+        ]
         try:
             losses = self.student.loss(inputs, data_samples)
         finally:
-            h1.remove()
-            h2.remove()
-        rois, s_cls = seen[0], seen[1]
+            for h in hooks:
+                h.remove()
+        rois = seen['rois']
         kd = {}
         if 'cls' in self.kd_losses:
+            loss = self.kd_losses['cls']
             with torch.no_grad():
                 t_cls = self.teacher.roi_head._bbox_forward(
                     t_feats, rois)['cls_score']
-            kd['loss_kd_cls_roi'] = self.kd_losses['cls'](s_cls, t_cls)
+            kd['loss_kd_cls_roi'] = loss(seen['cls'], t_cls)
+            # auxiliary RoI heads: KD from the teacher's RoI logits (the
+            # label loss would need the RoI head's sampling results)
+            for i, (branch, w) in enumerate(zip(self.ds_branches,
+                                                self.ds_weights)):
+                feats = branch['neck'](seen['stages'][self.ds_stages[i]])
+                extractor = branch['roi_extractor']
+                cls = branch['head'](extractor(feats[:extractor.num_inputs],
+                                               rois))[0]
+                kd[f'ds{i}.loss_kd_cls_roi'] = w * self.ds_cfg.get(
+                    'kd_weight', 1.0) * loss(cls, t_cls)
         losses.update(self.scaled(kd))
         return losses

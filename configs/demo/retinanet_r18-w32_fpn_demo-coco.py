@@ -2,7 +2,7 @@
 # ~4 M params), trained from scratch on the generated demo COCO set.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
-    '../_base_/datasets/demo_coco.py', '../_base_/schedules/demo_500it.py',
+    '../_base_/datasets/demo_coco.py', '../_base_/schedules/demo_adamw_cosine.py',
     'mmdet::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)

@@ -3,7 +3,7 @@
 # SyncBN: tools/train.py turns it into BN on a machine without CUDA.
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py', '../_base_/datasets/demo_ade.py',
-    '../_base_/schedules/demo_500it.py', 'mmseg::_base_/default_runtime.py'
+    '../_base_/schedules/demo_adamw_cosine.py', 'mmseg::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 

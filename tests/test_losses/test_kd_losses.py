@@ -36,6 +36,14 @@ def test_kd_loss_is_batch_mean_and_zero_at_match():
         kd_loss(s, t).item(), rel=1e-5)
 
 
+def test_kd_loss_weighted_mean():
+    s = torch.tensor([[0.0, 0.0], [1.0, 2.0]])
+    t = torch.tensor([[math.log(3.0), 0.0], [1.0, 2.0]])  # row 2: KL 0
+    w = torch.tensor([2.0, 6.0])
+    expected = 2 * _kl([0.75, 0.25], [0.5, 0.5]) / 8
+    assert kd_loss(s, t, weight=w).item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_kd_teacher_gets_no_gradient():
     s = torch.randn(2, 5, requires_grad=True)
     t = torch.randn(2, 5, requires_grad=True)

@@ -178,3 +178,17 @@ def test_bad_teacher_checkpoint_names_file_and_keys(tmp_path):
     with pytest.raises(ValueError, match='wrong.pth.*missing keys.*'
                        'shape mismatch backbone.conv1.weight'):
         _distiller(teacher_ckpt=str(ckpt))
+
+
+def test_eval_routes_to_student_or_teacher():
+    d = _distiller()
+    d.eval()
+    x, samples = _batch()
+    with torch.no_grad():
+        out = d(x, samples, mode='tensor')
+        ref = d.student(x, samples, mode='tensor')
+        torch.testing.assert_close(out[0][0], ref[0][0])
+        d.eval_teacher = True  # the config switch for a reference number
+        out = d(x, samples, mode='tensor')
+        ref = d.teacher(x, samples, mode='tensor')
+        torch.testing.assert_close(out[0][0], ref[0][0])

@@ -3,7 +3,8 @@
 * Dense heads (RetinaNet, FCOS, ATSS, GFL, ...): KD on the class logits of
   every location of every FPN level (``distill.cls``), and for GFL-style heads
   on the box distributions (``distill.box``, softmax KD over the
-  ``reg_max + 1`` bins of each side, as in LD, https://arxiv.org/abs/2102.12252).
+  ``reg_max + 1`` bins of each side, as in LD, https://arxiv.org/abs/2102.12252,
+  each location weighted by the teacher's top class score).
 * Two-stage detectors (Faster / Mask R-CNN): KD on the RoI classification
   logits (``distill.cls``), the teacher's RoI head run on the student's
   sampled RoIs.
@@ -230,17 +231,34 @@ class DetectionDistiller(BaseDistiller):
         losses = {}
         num_levels = len(s_outs[0])
         for term, loss in self.kd_losses.items():
-            idx, channels = (0, head.cls_out_channels) if term == 'cls' else (
-                1, head.reg_max + 1)
             for lvl in self.kd_levels[term] or range(num_levels):
-                s, t = s_outs[idx][lvl], t_outs[idx][lvl]
+                s_cls, t_cls = s_outs[0][lvl], t_outs[0][lvl]
+                if term == 'cls':
+                    s, t = s_cls, t_cls
+                    channels, weight = head.cls_out_channels, None
+                else:  # box distributions, weighted as LD
+                    s, t = s_outs[1][lvl], t_outs[1][lvl]
+                    channels = head.reg_max + 1
+                    weight = self._box_weight(t_cls, head)
                 if s.shape != t.shape:
                     raise RuntimeError(
                         f'{prefix}_{term} level {lvl}: student output '
                         f'{tuple(s.shape)} vs teacher {tuple(t.shape)}')
                 losses[f'{prefix}_{term}_l{lvl}'] = loss(
-                    _flat(s, channels), _flat(t, channels))
+                    _flat(s, channels), _flat(t, channels), weight=weight)
         return losses
+
+    @staticmethod
+    def _box_weight(t_cls: torch.Tensor, head: nn.Module) -> torch.Tensor:
+        """Per box side: the teacher's top class score at its location.
+
+        Box distributions only mean something where there is an object, so
+        (as LD weights its positives by the teacher's quality score) each
+        location counts by the teacher's confidence; the loss is the
+        weighted mean.
+        """
+        scores = _flat(t_cls, head.cls_out_channels).sigmoid().max(-1).values
+        return scores.repeat_interleave(4)
 
     def _two_stage_loss(self, inputs: torch.Tensor, data_samples: list,
                         t_feats) -> Dict[str, torch.Tensor]:

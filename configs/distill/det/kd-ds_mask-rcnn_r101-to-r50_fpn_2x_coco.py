@@ -1,0 +1,12 @@
+# KD + deep supervision: Mask R-CNN R101 -> R50, FPN, 2x, COCO. The KD config
+# plus auxiliary RoI classifiers (the student's box RoI head type, no box
+# branch, no mask head) on backbone stages 1 and 2 (C3, C4: strides 8 and
+# 16), fed the student's sampled RoIs and trained by KD from the teacher's
+# RoI logits; dropped after training.
+#
+# teacher_ckpt: as the KD config,
+# mask_rcnn_r101_fpn_2x_coco_bbox_mAP-0.408__segm_mAP-0.366_20200505_071027-14b391c7.pth
+# (mmdet model zoo, box AP 40.8) under checkpoints/.
+_base_ = './kd_mask-rcnn_r101-to-r50_fpn_2x_coco.py'
+
+model = dict(deep_supervision=dict(stages=[1, 2]))

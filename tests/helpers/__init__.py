@@ -10,44 +10,43 @@ DET_CONFIG = osp.join(ROOT,
 SEG_CONFIG = osp.join(ROOT, 'configs/demo/fcn_r18-w16-d8_demo-ade.py')
 
 
+def _runtime_options(iters: int) -> list:
+    """Small batches, no worker processes, ``iters`` iterations."""
+    opts = ['train_dataloader.batch_size=2']
+    for split in ('train', 'val', 'test'):
+        opts += [
+            f'{split}_dataloader.num_workers=0',
+            f'{split}_dataloader.persistent_workers=False'
+        ]
+    return opts + [
+        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'default_hooks.checkpoint.interval={iters}',
+        'default_hooks.logger.interval=1'
+    ]
+
+
 def det_options(root: str, iters: int = 2) -> list:
     """--cfg-options pointing the demo detection config at ``root``."""
     coco = osp.join(root, 'coco') + '/'
+    ann = f'{coco}annotations/instances_val2017.json'
     return [
-        f'train_dataloader.dataset.data_root={coco}',
-        f'val_dataloader.dataset.data_root={coco}',
-        f'test_dataloader.dataset.data_root={coco}',
-        f'val_evaluator.ann_file={coco}annotations/instances_val2017.json',
-        f'test_evaluator.ann_file={coco}annotations/instances_val2017.json',
-        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-        'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.persistent_workers=False',
-        'test_dataloader.persistent_workers=False',
-        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-        f'default_hooks.checkpoint.interval={iters}',
-        'default_hooks.logger.interval=1',
+        f'{split}_dataloader.dataset.data_root={coco}'
+        for split in ('train', 'val', 'test')
+    ] + [
+        f'val_evaluator.ann_file={ann}',
+        f'test_evaluator.ann_file={ann}',
         # after 2 iterations no score passes RetinaNet's 0.05 threshold
-        'model.test_cfg.score_thr=0.0'
-    ]
+        'model.test_cfg.score_thr=0.0',
+    ] + _runtime_options(iters)
 
 
 def seg_options(root: str, iters: int = 2) -> list:
     """--cfg-options pointing the demo segmentation config at ``root``."""
     ade = osp.join(root, 'ade') + '/'
     return [
-        f'train_dataloader.dataset.data_root={ade}',
-        f'val_dataloader.dataset.data_root={ade}',
-        f'test_dataloader.dataset.data_root={ade}',
-        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-        'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.persistent_workers=False',
-        'test_dataloader.persistent_workers=False',
-        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-        f'default_hooks.checkpoint.interval={iters}',
-        'default_hooks.logger.interval=1'
-    ]
+        f'{split}_dataloader.dataset.data_root={ade}'
+        for split in ('train', 'val', 'test')
+    ] + _runtime_options(iters)
 
 
 def run_tool(*args, timeout: int = 600, env: dict = None):

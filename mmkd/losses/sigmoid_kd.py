@@ -39,13 +39,16 @@ def sigmoid_kd_loss(student: torch.Tensor,
     Returns:
         Tensor: Scalar loss.
     """
-    zs = student / temperature
-    zt = teacher.detach() / temperature
-    q = torch.sigmoid(zt)
-    # BCE(zs, q) - BCE(zt, q) = KL(Bern(q) || Bern(sigmoid(zs)))
-    kl = (F.binary_cross_entropy_with_logits(zs, q, reduction='none') -
-          F.binary_cross_entropy_with_logits(zt, q, reduction='none'))
-    kl = kl.sum(-1)
+    zs = student / temperature if temperature != 1 else student
+    with torch.no_grad():
+        zt = teacher / temperature
+        q = torch.sigmoid(zt)
+        # the teacher's entropy: a constant, reduced at once (memory)
+        ent = F.binary_cross_entropy_with_logits(
+            zt, q, reduction='none').sum(-1)
+    # BCE(zs, q) - H(q) = KL(Bern(q) || Bern(sigmoid(zs)))
+    kl = F.binary_cross_entropy_with_logits(
+        zs, q, reduction='none').sum(-1) - ent
     if weight is None:
         return kl.mean() * temperature**2
     return (kl * weight).sum() / weight.sum().clamp(min=1) * temperature**2

@@ -1,13 +1,15 @@
 """mmkd demo on generated data, through the same tools a user runs.
 
 1. generate the demo data sets under ``data/demo`` (reused when present);
-2. train the teacher, RetinaNet R18-w32, from scratch (``tools/train.py``);
-3. train the student, RetinaNet R18-w16, alone for its schedule (baseline);
-4. distil the teacher into the same student with vanilla KD + multi-level
-   deep supervision, same schedule and seed;
-5. evaluate all three with ``tools/test.py`` (mmdet's CocoMetric) — the
-   distilled student from its student-only export and the plain student
-   config, as a user would deploy it — and print the COCO mAPs side by side.
+2. for detection (RetinaNet, demo COCO set) and segmentation (FCN, demo
+   ADE20K-layout set) in turn:
+   a. train the teacher from scratch (``tools/train.py``);
+   b. train the student alone for its schedule (the baseline);
+   c. distil the teacher into the same student with vanilla KD + multi-level
+      deep supervision, same schedule and seed;
+   d. evaluate the three with ``tools/test.py`` — the distilled student from
+      its student-only export and the plain student config, as a user would
+      deploy it — and print the metrics side by side.
 """
 import argparse
 import glob
@@ -21,9 +23,25 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 DEMO = 'configs/demo/'
-TEACHER = DEMO + 'retinanet_r18-w32_fpn_demo-coco.py'
-STUDENT = DEMO + 'retinanet_r18-w16_fpn_demo-coco.py'
-DISTILL = DEMO + 'retinanet_r18-w32-to-w16_kd-ds_demo-coco.py'
+TASKS = [
+    dict(
+        title='detection: RetinaNet on the demo COCO set (val, 100 images)',
+        teacher=('retinanet_r18-w32', 'R18-w32, 400 it'),
+        student=('retinanet_r18-w16', 'R18-w16, 300 it'),
+        config='{}_fpn_demo-coco.py',
+        distill='retinanet_r18-w32-to-w16_kd-ds_demo-coco.py',
+        metrics=('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75'),
+        scale=1.0),
+    dict(
+        title='segmentation: FCN on the demo ADE20K-layout set (val, 60 '
+        'images)',
+        teacher=('fcn_r18-w32-d8', 'R18-w32-d8, 400 it'),
+        student=('fcn_r18-w16-d8', 'R18-w16-d8, 300 it'),
+        config='{}_demo-ade.py',
+        distill='fcn_r18-w32-to-w16_kd-ds_demo-ade.py',
+        metrics=('mIoU', 'mAcc', 'aAcc'),
+        scale=0.01),  # mmseg reports percentages
+]
 
 
 def sh(cmd) -> None:
@@ -57,6 +75,39 @@ def evaluate(config: str, checkpoint: str, work_dir: str) -> dict:
         return json.load(f)
 
 
+def run_task(task: dict, wd: str, reuse: bool) -> list:
+    """Teacher, baseline and distilled student of one task, evaluated."""
+    (t_name, t_label), (s_name, s_label) = task['teacher'], task['student']
+    t_cfg = DEMO + task['config'].format(t_name)
+    s_cfg = DEMO + task['config'].format(s_name)
+    kd_dir = f'{wd}/{task["distill"][:-3]}'
+    t_ckpt = train(t_cfg, f'{wd}/{t_name}', reuse)
+    s_ckpt = train(s_cfg, f'{wd}/{s_name}', reuse)
+    train(DEMO + task['distill'], kd_dir, reuse,
+          [f'model.teacher_ckpt={t_ckpt}'])
+    return [
+        (f'teacher  {t_label}', evaluate(t_cfg, t_ckpt, f'{wd}/{t_name}')),
+        (f'student  {s_label}, no teacher',
+         evaluate(s_cfg, s_ckpt, f'{wd}/{s_name}')),
+        (f'student  {s_label}, KD + deep supervision',
+         evaluate(
+             osp.join(kd_dir, 'student_config.py'),
+             osp.join(kd_dir, 'student_final.pth'), kd_dir)),
+    ]
+
+
+def report(task: dict, rows: list) -> None:
+    keys, scale = task['metrics'], task['scale']
+    print(f'\n{task["title"]}')
+    print(f'{"model":<48}' + ''.join(f'{k.split("/")[-1]:>13}' for k in keys))
+    for name, metrics in rows:
+        print(f'{name:<48}' +
+              ''.join(f'{metrics[k] * scale:>13.3f}' for k in keys))
+    gain = (rows[2][1][keys[0]] - rows[1][1][keys[0]]) * scale
+    print(f'distillation gain: {gain:+.3f} {keys[0].split("/")[-1]} '
+          '(one seed)')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
@@ -65,37 +116,21 @@ def main():
         action='store_true',
         help='reuse finished runs found in the work dir instead of '
         'training again')
+    parser.add_argument(
+        '--tasks',
+        nargs='+',
+        default=['detection', 'segmentation'],
+        choices=['detection', 'segmentation'])
     args = parser.parse_args()
     start = time.time()
 
     from mmkd.datasets.demo_data import make_all_demo_data
     make_all_demo_data(osp.join(ROOT, 'data', 'demo'))
-
-    wd = args.work_dir
-    teacher_ckpt = train(TEACHER, f'{wd}/retinanet_r18-w32', args.reuse)
-    base_ckpt = train(STUDENT, f'{wd}/retinanet_r18-w16', args.reuse)
-    kd_dir = f'{wd}/retinanet_r18-w32-to-w16_kd-ds'
-    train(DISTILL, kd_dir, args.reuse, [f'model.teacher_ckpt={teacher_ckpt}'])
-
-    rows = [
-        ('teacher  R18-w32, 400 it', evaluate(TEACHER, teacher_ckpt,
-                                              f'{wd}/retinanet_r18-w32')),
-        ('student  R18-w16, 300 it, no teacher',
-         evaluate(STUDENT, base_ckpt, f'{wd}/retinanet_r18-w16')),
-        ('student  R18-w16, 300 it, KD + deep supervision',
-         evaluate(
-             osp.join(kd_dir, 'student_config.py'),
-             osp.join(kd_dir, 'student_final.pth'), kd_dir)),
-    ]
-    keys = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')
-    print(f'\n== mmkd demo: RetinaNet on the demo COCO set (val, 100 images), '
-          f'{time.time() - start:.0f} s in all ==')
-    print(f'{"model":<50}' + ''.join(f'{k:>13}' for k in keys))
-    for name, metrics in rows:
-        print(f'{name:<50}' +
-              ''.join(f'{metrics[f"coco/{k}"]:>13.3f}' for k in keys))
-    gain = (rows[2][1]['coco/bbox_mAP'] - rows[1][1]['coco/bbox_mAP'])
-    print(f'distillation gain: {100 * gain:+.1f} mAP points (one seed)')
+    results = [(task, run_task(task, args.work_dir, args.reuse))
+               for task in TASKS if task['title'].split(':')[0] in args.tasks]
+    print(f'\n== mmkd demo: {time.time() - start:.0f} s in all ==')
+    for task, rows in results:
+        report(task, rows)
 
 
 if __name__ == '__main__':

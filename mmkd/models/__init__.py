@@ -1,3 +1,4 @@
-from .distillers import BaseDistiller, DetectionDistiller
+from .distillers import (BaseDistiller, DetectionDistiller,
+                         SegmentationDistiller)
 
-__all__ = ['BaseDistiller', 'DetectionDistiller']
+__all__ = ['BaseDistiller', 'DetectionDistiller', 'SegmentationDistiller']

@@ -1,0 +1,317 @@
+"""The ADE20K distillation configs of ``configs/distill/seg``.
+
+Every file is parsed and checked against the pair it claims (student = its
+base config's model, teacher and its model-zoo checkpoint, the loss, CWD =
+KD + loss, KD+DS = KD + stages only, dataset and schedule). One config per
+pair is built on the CPU, the KD+DS one (it holds every setting of its KD
+config plus the deep-supervision heads), and runs one training loss step on
+two 64x64 images. The models keep mmseg's SyncBN: torch's SyncBatchNorm
+falls back to plain batch norm without a process group (one process), so
+the step also guards the single-process use the README describes.
+"""
+import ast
+import functools
+import glob
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from helpers import ROOT
+
+CFG_DIR = osp.join(ROOT, 'configs', 'distill', 'seg')
+CONFIGS = sorted(osp.basename(f) for f in glob.glob(osp.join(CFG_DIR, '*.py')))
+
+# plain student configs kept here (mmseg has no such config)
+STUDENT_CONFIGS = {'pspnet_r18-d8_4xb4-80k_ade20k-512x512.py'}
+SCHEDULE_80K = 'mmseg::_base_/schedules/schedule_80k.py'
+
+# the KD config of each pair; its CWD and KD+DS configs are the same name
+# with 'cwd_' / 'kd-ds_' for 'kd_'
+PAIRS = {
+    'kd_pspnet_r101-d8-to-r18-d8_4xb4-80k_ade20k-512x512.py': dict(
+        base='./pspnet_r18-d8_4xb4-80k_ade20k-512x512.py',
+        teacher='mmseg::pspnet/pspnet_r101-d8_4xb4-160k_ade20k-512x512.py',
+        ckpt='pspnet_r101-d8_512x512_160k_ade20k_20200615_100650-967c316f'
+        '.pth',
+        iters=80000,
+        schedule=None,  # the student config's
+        student_backbone=('ResNetV1c', 18),
+        teacher_backbone=('ResNetV1c', 101),
+        ds_channels=[128, 256],
+        aux_head=True),
+    'kd_deeplabv3plus_r101-d8-to-mobilenet-v2-d8_4xb4-80k_ade20k-512x512.py':
+    dict(
+        base='mmseg::mobilenet_v2/'
+        'mobilenet-v2-d8_deeplabv3plus_4xb4-160k_ade20k-512x512.py',
+        teacher='mmseg::deeplabv3plus/'
+        'deeplabv3plus_r101-d8_4xb4-80k_ade20k-512x512.py',
+        ckpt='deeplabv3plus_r101-d8_512x512_80k_ade20k_20200615_014139-'
+        'd5730af7.pth',
+        iters=80000,
+        schedule=SCHEDULE_80K,  # the student config's is 160k
+        student_backbone=('MobileNetV2', None),
+        teacher_backbone=('ResNetV1c', 101),
+        ds_channels=[32, 96],
+        aux_head=True),
+    'kd_segformer_mit-b2-to-mit-b0_8xb2-160k_ade20k-512x512.py': dict(
+        base='mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
+        teacher='mmseg::segformer/'
+        'segformer_mit-b2_8xb2-160k_ade20k-512x512.py',
+        ckpt='segformer_mit-b2_512x512_160k_ade20k_20210726_112103-cbd414ac'
+        '.pth',
+        iters=160000,
+        schedule=None,
+        student_backbone=('MixVisionTransformer', None),
+        teacher_backbone=('MixVisionTransformer', None),
+        ds_channels=[64, 160],
+        aux_head=False),
+}
+KD_LOSS = dict(type='mmkd.PixelKDLoss', temperature=1.0, loss_weight=1.0)
+CWD_LOSS = dict(
+    type='mmkd.ChannelWiseDivergence', temperature=1.0, loss_weight=10.0)
+DS_STAGES = [1, 2]
+NUM_CLASSES = 150
+
+
+def _kd_name(name: str) -> str:
+    for prefix in ('kd-ds_', 'cwd_'):
+        if name.startswith(prefix):
+            return 'kd_' + name[len(prefix):]
+    return name
+
+
+def _variant(name: str) -> str:
+    return name.split('_', 1)[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _load(name: str) -> Config:
+    return Config.fromfile(osp.join(CFG_DIR, name))
+
+
+@functools.lru_cache(maxsize=None)
+def _base_cfg(path: str) -> Config:
+    """A ``mmseg::`` or ``./`` (this folder) config."""
+    if path.startswith('./'):
+        return Config.fromfile(osp.join(CFG_DIR, path[2:]))
+    return Config.fromfile(_mmseg_file(path))
+
+
+def _strip_scope(obj):
+    """Drop the ``_scope_`` keys mmengine adds to dicts from ``mmseg::``."""
+    if isinstance(obj, dict):
+        return {k: _strip_scope(v) for k, v in obj.items() if k != '_scope_'}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_strip_scope(v) for v in obj)
+    return obj
+
+
+def _flat(obj, prefix=''):
+    """``{'a.b.c': leaf}`` of a nested dict."""
+    if not isinstance(obj, dict):
+        return {prefix: obj}
+    out = {}
+    for k, v in obj.items():
+        out.update(_flat(v, f'{prefix}.{k}' if prefix else k))
+    return out
+
+
+def _diff(a: dict, b: dict) -> dict:
+    fa, fb = _flat(_strip_scope(a)), _flat(_strip_scope(b))
+    return {k: (fa.get(k), fb.get(k))
+            for k in set(fa) | set(fb) if fa.get(k) != fb.get(k)}
+
+
+def _base_of(name: str) -> str:
+    """The ``_base_`` string of a config file."""
+    tree = ast.parse(open(osp.join(CFG_DIR, name)).read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == '_base_'
+                for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f'{name} has no _base_')
+
+
+def _header(name: str) -> str:
+    lines = open(osp.join(CFG_DIR, name)).read().splitlines()
+    head = []
+    for line in lines:
+        if not line.startswith('#'):
+            break
+        head.append(line)
+    return '\n'.join(head)
+
+
+def _mmseg_file(path: str) -> str:
+    spec = importlib.util.find_spec('mmseg')
+    return osp.join(
+        osp.dirname(spec.origin), '.mim', 'configs', path.split('::', 1)[1])
+
+
+def test_every_pair_has_kd_cwd_and_kd_ds_configs():
+    expected = set(STUDENT_CONFIGS)
+    for kd in PAIRS:
+        expected |= {kd, 'cwd_' + kd[3:], 'kd-ds_' + kd[3:]}
+    assert set(CONFIGS) == expected, (
+        'configs/distill/seg and PAIRS disagree: add new configs to PAIRS')
+
+
+def test_pspnet_r18_student_is_derived_as_mmseg_does_for_cityscapes():
+    """R50 ADE20K -> R18 changes exactly what mmseg's Cityscapes R18 does."""
+    name = 'pspnet_r18-d8_4xb4-80k_ade20k-512x512.py'
+    ade_r50 = 'mmseg::pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py'
+    assert _base_of(name) == ade_r50
+    ours, r50 = _load(name), _base_cfg(ade_r50)
+    city_r18 = _base_cfg(
+        'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py')
+    city_r50 = _base_cfg(
+        'mmseg::pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py')
+    changes = _diff(r50.model, ours.model)
+    assert changes == _diff(city_r50.model, city_r18.model)
+    assert changes['backbone.depth'] == (50, 18)
+    # everything but the model is the R50 ADE20K config's
+    for key in set(ours) | set(r50):
+        if key != 'model':
+            assert _strip_scope(ours.get(key)) == \
+                _strip_scope(r50.get(key)), key
+
+
+@pytest.mark.parametrize('name', sorted(set(CONFIGS) - STUDENT_CONFIGS))
+def test_config(name):
+    from mmkd.registry import MODELS
+
+    cfg = _load(name)
+    pair = PAIRS[_kd_name(name)]
+    model = cfg.model
+    assert model.type == 'mmkd.SegmentationDistiller'
+    assert cfg.default_scope == 'mmseg'
+    assert 'mmkd' in cfg.custom_imports['imports']
+    assert not cfg.custom_imports.get('allow_failed_imports', False)
+    assert dict(type='mmkd.StudentCheckpointHook') in [
+        dict(h) for h in cfg.custom_hooks]
+    # the KD config inherits the student's config directly ...
+    base = _base_cfg(pair['base'])
+    assert _base_of(_kd_name(name)) == pair['base']
+    assert _strip_scope(model.student.to_dict()) == \
+        _strip_scope(base.model.to_dict())
+    assert model.student.decode_head.num_classes == NUM_CLASSES
+    # ... keeps its data and optimiser, 512x512 crops ...
+    for key in ('train_dataloader', 'val_dataloader', 'val_evaluator',
+                'optim_wrapper'):
+        assert _strip_scope(cfg[key]) == _strip_scope(base[key]), key
+    assert tuple(cfg.crop_size) == (512, 512)
+    assert tuple(model.student.data_preprocessor.size) == (512, 512)
+    # ... and its schedule, or mmseg's 80k one where it says so
+    sched = _base_cfg(pair['schedule']) if pair['schedule'] else base
+    for key in ('train_cfg', 'param_scheduler', 'default_hooks'):
+        assert _strip_scope(cfg[key]) == _strip_scope(sched[key]), key
+    assert cfg.train_cfg.max_iters == pair['iters']
+    assert cfg.param_scheduler[-1]['end'] == pair['iters']
+    # teacher: an mmseg config and a checkpoint of mmseg's model zoo for it
+    assert model.teacher == pair['teacher']
+    assert osp.isfile(_mmseg_file(pair['teacher'])), pair['teacher']
+    assert cfg.teacher_ckpt == model.teacher_ckpt == \
+        'checkpoints/' + pair['ckpt']
+    metafile = osp.join(
+        osp.dirname(_mmseg_file(pair['teacher'])), 'metafile.yaml')
+    assert '/' + pair['ckpt'] in open(metafile).read()
+    assert pair['ckpt'] in _header(name), 'header must name the checkpoint'
+    assert 'find_unused_parameters' not in cfg
+    # the loss, and what each variant adds to the KD config
+    variant = _variant(name)
+    loss = CWD_LOSS if variant == 'cwd' else KD_LOSS
+    assert model.distill.to_dict() == dict(logits=loss)
+    built = MODELS.build(model.distill.logits)
+    assert type(built).__name__ == loss['type'].split('.', 1)[1]
+    assert (built.temperature, built.loss_weight) == \
+        (loss['temperature'], loss['loss_weight'])
+    kd = _load(_kd_name(name))
+    extra = dict(
+        kd=set(),
+        cwd={'distill', 'distill_aux_head'},
+        **{'kd-ds': {'deep_supervision'}})[variant]
+    assert {k: v for k, v in model.items() if k not in extra} == \
+        {k: v for k, v in kd.model.items() if k not in extra}
+    if variant == 'kd':
+        assert set(model) == {'type', 'student', 'teacher', 'teacher_ckpt',
+                              'distill'}
+    else:
+        assert _base_of(name) == './' + _kd_name(name)
+        assert cfg.custom_hooks == kd.custom_hooks
+    if variant == 'cwd':
+        # the CWD recipe distils the decode head's logits only
+        assert model.distill_aux_head is False
+    if variant == 'kd-ds':
+        assert model.deep_supervision == dict(stages=DS_STAGES)
+    else:
+        assert model.get('deep_supervision') is None
+
+
+def _batch(n=2, size=64, seed=0):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(n, 3, size, size, generator=g)
+    samples = []
+    for _ in range(n):
+        sample = SegDataSample(
+            metainfo=dict(img_shape=(size, size), pad_shape=(size, size)))
+        seg = torch.randint(0, NUM_CLASSES, (1, size, size), generator=g)
+        seg[:, :8] = 255  # ignored rows
+        sample.gt_sem_seg = PixelData(data=seg)
+        samples.append(sample)
+    return inputs, samples
+
+
+@pytest.mark.parametrize('name', ['kd-ds_' + kd[3:] for kd in PAIRS])
+def test_build_and_one_loss_step(name):
+    """Build the distiller as the runner would (without teacher weights)."""
+    from mmengine.registry import MODELS, DefaultScope
+    from mmengine.utils import import_modules_from_strings
+
+    cfg = _load(name)
+    pair = PAIRS[_kd_name(name)]
+    import_modules_from_strings(**cfg.custom_imports)
+    model_cfg = cfg.model.copy()
+    model_cfg.teacher_ckpt = None
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(model_cfg)
+
+    from mmkd.losses import PixelKDLoss
+    from mmkd.models import SegmentationDistiller
+    assert isinstance(model, SegmentationDistiller)
+    for net, (kind, depth) in ((model.student, pair['student_backbone']),
+                               (model.teacher, pair['teacher_backbone'])):
+        assert type(net.backbone).__name__ == kind
+        if depth is not None:
+            assert net.backbone.depth == depth
+        assert net.decode_head.num_classes == NUM_CLASSES
+    assert model.student.with_auxiliary_head is pair['aux_head']
+    assert not any(k.startswith('teacher') for k in model.state_dict())
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    assert model._renorm is None  # the same normalisation on both sides
+    assert isinstance(model.kd_loss, PixelKDLoss)
+    assert len(model.ds_heads) == len(DS_STAGES)
+    for stage, channels, head in zip(DS_STAGES, pair['ds_channels'],
+                                     model.ds_heads):
+        assert (head.in_index, head.in_channels) == (stage, channels)
+        assert head.num_classes == NUM_CLASSES
+
+    model.train()
+    losses = model.loss(*_batch())
+    expected = {'decode.loss_ce', 'decode.loss_kd', 'ds0.loss_ce',
+                'ds0.loss_kd', 'ds1.loss_ce', 'ds1.loss_kd'}
+    if pair['aux_head']:
+        expected |= {'aux.loss_ce', 'aux.loss_kd'}
+    assert expected <= set(losses)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    for head in model.ds_heads:
+        assert all(p.grad is not None for p in head.parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())

@@ -39,6 +39,10 @@ class BaseDistiller(BaseModel):
             student, e.g. once for a reference number. Defaults to False.
         init_cfg (dict, optional): Initialisation of the distillation-only
             modules. Defaults to None.
+        data_preprocessor (dict, optional): Accepted because mmengine's
+            runner passes a config's top-level ``data_preprocessor`` (mmseg's
+            model bases define one) to the model; the student's own
+            preprocessor is what feeds both models. Defaults to None.
     """
 
     #: scope in which inline student/teacher dicts are built
@@ -49,7 +53,8 @@ class BaseDistiller(BaseModel):
                  teacher: ModelSpec,
                  teacher_ckpt: Optional[str] = None,
                  eval_teacher: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None) -> None:
         student_model = build_model(student, self.default_scope)
         # the student's data preprocessor feeds both models
         super().__init__(

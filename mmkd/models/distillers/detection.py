@@ -55,11 +55,15 @@ class DetectionDistiller(BaseDistiller):
             ``dict(cls=dict(type='mmkd.SigmoidKDLoss'))``.
         deep_supervision (dict, optional): ``stages`` (indices into the
             backbone's outputs), and optionally ``channels`` (width of the
-            auxiliary pyramid, default the head's ``in_channels``),
-            ``stage_weights`` (one per stage, default 1), ``gt_weight`` and
-            ``kd_weight`` (default 1). Defaults to None (off).
+            auxiliary pyramid, default the head's ``in_channels``), ``head``
+            (keys overriding the student head's config in the auxiliary
+            heads, e.g. ``dict(stacked_convs=2)``), ``stage_weights`` (one
+            per stage, default 1), ``gt_weight`` and ``kd_weight`` (default
+            1). Defaults to None (off).
         eval_teacher (bool): Evaluate the teacher instead. Defaults to False.
         init_cfg (dict, optional): Defaults to None.
+        data_preprocessor (dict, optional): See :class:`BaseDistiller`.
+            Defaults to None.
     """
 
     default_scope = 'mmdet'
@@ -71,9 +75,10 @@ class DetectionDistiller(BaseDistiller):
                  distill: dict = dict(cls=dict(type='mmkd.SigmoidKDLoss')),
                  deep_supervision: Optional[dict] = None,
                  eval_teacher: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(student, teacher, teacher_ckpt, eval_teacher,
-                         init_cfg)
+                         init_cfg, data_preprocessor)
         self.two_stage = hasattr(self.student, 'roi_head')
         self._check_compatible(distill)
         self.kd_levels = {}
@@ -172,7 +177,8 @@ class DetectionDistiller(BaseDistiller):
                         dict(copy.deepcopy(model_cfg.bbox_head),
                              in_channels=channels,
                              train_cfg=model_cfg.get('train_cfg'),
-                             test_cfg=model_cfg.get('test_cfg')))
+                             test_cfg=model_cfg.get('test_cfg'),
+                             **cfg.get('head', {})))
             self.ds_branches.append(nn.ModuleDict(branch))
         weights = cfg.get('stage_weights') or [1.0] * len(stages)
         if len(weights) != len(stages):

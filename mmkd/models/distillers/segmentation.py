@@ -51,6 +51,8 @@ class SegmentationDistiller(BaseDistiller):
             Defaults to None (off).
         eval_teacher (bool): Evaluate the teacher instead. Defaults to False.
         init_cfg (dict, optional): Defaults to None.
+        data_preprocessor (dict, optional): See :class:`BaseDistiller`.
+            Defaults to None.
     """
 
     default_scope = 'mmseg'
@@ -63,9 +65,10 @@ class SegmentationDistiller(BaseDistiller):
                  distill_aux_head: bool = True,
                  deep_supervision: Optional[dict] = None,
                  eval_teacher: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(student, teacher, teacher_ckpt, eval_teacher,
-                         init_cfg)
+                         init_cfg, data_preprocessor)
         s_cls = self.student.decode_head.num_classes
         t_cls = self.teacher.decode_head.num_classes
         if s_cls != t_cls:

@@ -116,10 +116,12 @@ def main():
         action='store_true',
         help='reuse finished runs found in the work dir instead of '
         'training again')
+    # the segmentation task runs, but its schedule still leaves the demo
+    # students predicting background only: not part of the default demo yet
     parser.add_argument(
         '--tasks',
         nargs='+',
-        default=['detection', 'segmentation'],
+        default=['detection'],
         choices=['detection', 'segmentation'])
     args = parser.parse_args()
     start = time.time()

@@ -1,5 +1,4 @@
 """mmkd plugs into mmengine's registry tree and loads via custom_imports."""
-import os.path as osp
 import subprocess
 import sys
 

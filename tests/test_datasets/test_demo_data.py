@@ -3,7 +3,6 @@ import hashlib
 import os
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 from mmengine.registry import init_default_scope

@@ -20,7 +20,7 @@ head's ``_bbox_forward``) under ``no_grad``: never its losses, label
 assignment or post-processing.
 """
 import copy
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn

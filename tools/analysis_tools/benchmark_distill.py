@@ -1,8 +1,10 @@
 """Benchmark what distillation costs over training the student alone.
 
-RetinaNet R101 (teacher) -> R50 (student), mmdet's own configs, random init
-(nothing downloaded), one fake batch (random images, a few random gt boxes
-per image) used by every row. Rows, each run in its own child process:
+``--task det`` (default): RetinaNet R101 (teacher) -> R50 (student), mmdet's
+own configs. ``--task seg``: PSPNet R101-d8 -> R18-d8 (ADE20K configs, mmkd's
+R18 student config). Random init (nothing downloaded), one fake batch
+(random images with a few random gt boxes, or a random label map) used by
+every row. Rows, each run in its own child process:
 
 * student-only train step: plain mmdet student, ``loss`` mode forward +
   backward + SGD step;
@@ -38,7 +40,22 @@ ROWS = dict(student='student-only train step',
             distill='distillation train step',
             distill_ds='distillation + deep supervision [1, 2]',
             teacher='teacher forward (no_grad, eval)')
-CFG = 'mmdet::retinanet/retinanet_{}_fpn_1x_coco.py'
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+TASKS = dict(
+    det=dict(
+        title='RetinaNet R101 -> R50',
+        scope='mmdet',
+        student='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+        teacher='mmdet::retinanet/retinanet_r101_fpn_1x_coco.py'),
+    seg=dict(
+        title='PSPNet R101-d8 -> R18-d8',
+        scope='mmseg',
+        student=os.path.join(
+            _ROOT, 'configs/distill/seg/'
+            'pspnet_r18-d8_4xb4-80k_ade20k-512x512.py'),
+        teacher='mmseg::pspnet/pspnet_r101-d8_4xb4-80k_ade20k-512x512.py'),
+)
 MIB = 2**20
 NOTES = dict(
     cuda='peak = torch.cuda.max_memory_allocated() over the warm-up and timed '
@@ -57,6 +74,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 epilog='Prints one table; exit code 0 '
                                 'whether the targets pass or not.')
+    p.add_argument('--task', choices=list(TASKS), default='det',
+                   help='det: RetinaNet R101 -> R50; seg: PSPNet R101-d8 -> '
+                   'R18-d8')
     p.add_argument('--size', type=int, default=512, help='image side')
     p.add_argument('--batch', type=int, default=2, help='images per batch')
     p.add_argument('--steps', type=int, default=10, help='timed steps')
@@ -90,39 +110,79 @@ def fake_batch(args, device, boxes_per_image=3):
     return x.to(device), samples
 
 
+def fake_seg_batch(args, device):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(args.seed)
+    s = args.size
+    x = torch.randn(args.batch, 3, s, s, generator=g)
+    samples = []
+    for _ in range(args.batch):
+        sample = SegDataSample(metainfo=dict(img_shape=(s, s),
+                                             pad_shape=(s, s)))
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 150, (1, s, s), generator=g))
+        samples.append(sample.to(device))
+    return x.to(device), samples
+
+
+def _model_cfgs(task):
+    """Student and teacher model configs, SyncBN -> BN without CUDA."""
+    from mmengine.config import Config
+    from mmengine.hub import get_config
+
+    from mmkd.utils import adapt_cfg_to_device
+    cfgs = {}
+    for name in ('student', 'teacher'):
+        path = TASKS[task][name]
+        model = (get_config(path) if '::' in path else
+                 Config.fromfile(path)).model
+        if 'init_cfg' in model.backbone:
+            model.backbone.init_cfg = None
+        model.pop('pretrained', None)
+        cfg = Config(dict(model=model))
+        adapt_cfg_to_device(cfg)
+        cfgs[name] = cfg.model
+    return cfgs
+
+
 def build_row(row, args, device):
     """Build the models of ``row``; return (step function, its models)."""
-    from mmengine.hub import get_config
-    from mmengine.registry import init_default_scope
-    from mmdet.registry import MODELS
-    from mmkd.models import DetectionDistiller
-    init_default_scope('mmdet')
-    cfgs = {}
-    for name, depth in (('student', 'r50'), ('teacher', 'r101')):
-        cfgs[name] = get_config(CFG.format(depth)).model
-        cfgs[name].backbone.init_cfg = None
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmkd.models import DetectionDistiller, SegmentationDistiller
+    det = args.task == 'det'
+    init_default_scope(TASKS[args.task]['scope'])
+    cfgs = _model_cfgs(args.task)
     torch.manual_seed(args.seed)
-    x, samples = fake_batch(args, device)
+    x, samples = (fake_batch if det else fake_seg_batch)(args, device)
     if row == 'teacher':
         teacher = MODELS.build(cfgs['teacher'])
         teacher.init_weights()
         teacher.requires_grad_(False)
         teacher.eval().to(device)
+        head = teacher.bbox_head if det else teacher.decode_head
 
         def step():
             with torch.no_grad():
-                teacher.bbox_head(teacher.extract_feat(x))
+                head(teacher.extract_feat(x))
         return step, [teacher]
     if row == 'student':
         model = MODELS.build(cfgs['student'])
         model.init_weights()
         models = [model]
     else:
-        model = DetectionDistiller(
-            student=cfgs['student'], teacher=cfgs['teacher'],
-            distill=dict(cls=dict(type='mmkd.SigmoidKDLoss')),
-            deep_supervision=dict(stages=[1, 2]) if row == 'distill_ds'
-            else None)
+        ds = dict(stages=[1, 2]) if row == 'distill_ds' else None
+        if det:
+            model = DetectionDistiller(
+                student=cfgs['student'], teacher=cfgs['teacher'],
+                distill=dict(cls=dict(type='mmkd.SigmoidKDLoss')),
+                deep_supervision=ds)
+        else:
+            model = SegmentationDistiller(
+                student=cfgs['student'], teacher=cfgs['teacher'],
+                distill=dict(logits=dict(type='mmkd.PixelKDLoss')),
+                deep_supervision=ds)
         model.init_weights()
         model.teacher.init_weights()  # not a child: init it for sane logits
         models = [model, model.teacher]
@@ -211,7 +271,7 @@ def main():
     cpu = args.device == 'cpu'
     where = (f'cpu, {torch.get_num_threads()} threads' if cpu else
              torch.cuda.get_device_name())
-    print(f'\nRetinaNet R101 -> R50, {args.size}x{args.size}, batch '
+    print(f'\n{TASKS[args.task]["title"]}, {args.size}x{args.size}, batch '
           f'{args.batch}, random init, {where}; median of {args.steps} '
           f'steps after {args.warmup} warm-up, one child process per row, '
           f'same fake batch (seed {args.seed})')

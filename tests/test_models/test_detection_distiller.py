@@ -192,3 +192,11 @@ def test_eval_routes_to_student_or_teacher():
         out = d(x, samples, mode='tensor')
         ref = d.teacher(x, samples, mode='tensor')
         torch.testing.assert_close(out[0][0], ref[0][0])
+
+
+def test_bad_deep_supervision_config_is_refused():
+    with pytest.raises(ValueError, match=r'stages: 7 is not one of the '
+                       r'backbone outputs 0\.\.3'):
+        _distiller(deep_supervision=dict(stages=[7]))
+    with pytest.raises(ValueError, match='1 stage_weights for 2 stages'):
+        _distiller(deep_supervision=dict(stages=[1, 2], stage_weights=[1.0]))

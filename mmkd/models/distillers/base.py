@@ -146,6 +146,37 @@ class BaseDistiller(BaseModel):
         """Task losses of the student plus the distillation terms."""
 
     # ------------------------------------------------------------ helpers
+    @torch.no_grad()
+    def student_stages(self, size: int = 256):
+        """Channels and strides of the student backbone's outputs (probed
+        with one zero image in eval mode, so BN statistics stay as they
+        are)."""
+        backbone = self.student.backbone
+        was_training = backbone.training
+        backbone.eval()
+        outs = backbone(torch.zeros(1, 3, size, size))
+        backbone.train(was_training)
+        return [o.shape[1] for o in outs], [size // o.shape[-1] for o in outs]
+
+    @staticmethod
+    def deep_supervision_stages(cfg: dict, num_outputs: int):
+        """Validated ``(stages, stage_weights)`` of a ``deep_supervision``
+        config."""
+        stages = list(cfg.get('stages', ()))
+        if not stages:
+            raise ValueError('deep_supervision needs a non-empty "stages"')
+        for s in stages:
+            if not 0 <= s < num_outputs:
+                raise ValueError(
+                    f'deep_supervision.stages: {s} is not one of the '
+                    f'backbone outputs 0..{num_outputs - 1}')
+        weights = list(cfg.get('stage_weights') or [1.0] * len(stages))
+        if len(weights) != len(stages):
+            raise ValueError(
+                f'deep_supervision: {len(weights)} stage_weights for '
+                f'{len(stages)} stages')
+        return stages, weights
+
     def scaled(self, losses: Dict[str, Union[torch.Tensor, List]]) -> dict:
         """Apply the scheduled ``distill_scale`` to distillation terms."""
         if self.distill_scale == 1.0:

@@ -137,9 +137,10 @@ class DetectionDistiller(BaseDistiller):
     # ------------------------------------------------------------ DS
     def _build_deep_supervision(self, student: ModelSpec) -> None:
         cfg = self.ds_cfg
-        stages = list(cfg.get('stages', ()))
-        if not stages:
-            raise ValueError('deep_supervision needs a non-empty "stages"')
+        stage_ch, stage_strides = self.student_stages()
+        stages, self.ds_weights = self.deep_supervision_stages(
+            cfg, len(stage_ch))
+        self.ds_stages = stages
         model_cfg, scope, _ = load_model_cfg(student, self.default_scope)
         if self.two_stage:
             roi = model_cfg.roi_head
@@ -150,12 +151,7 @@ class DetectionDistiller(BaseDistiller):
             strides = [
                 st[0] for st in self.student.bbox_head.prior_generator.strides
             ]
-        stage_ch, stage_strides = self._probe_backbone()
         for s in stages:
-            if not -len(stage_ch) <= s < len(stage_ch):
-                raise ValueError(
-                    f'deep_supervision.stages: {s} is not one of the '
-                    f'backbone outputs 0..{len(stage_ch) - 1}')
             branch = dict(
                 neck=StageToPyramid(stage_ch[s], channels, stage_strides[s],
                                     strides))
@@ -180,23 +176,6 @@ class DetectionDistiller(BaseDistiller):
                              test_cfg=model_cfg.get('test_cfg'),
                              **cfg.get('head', {})))
             self.ds_branches.append(nn.ModuleDict(branch))
-        weights = cfg.get('stage_weights') or [1.0] * len(stages)
-        if len(weights) != len(stages):
-            raise ValueError(
-                f'deep_supervision: {len(weights)} stage_weights for '
-                f'{len(stages)} stages')
-        self.ds_stages, self.ds_weights = stages, list(weights)
-
-    @torch.no_grad()
-    def _probe_backbone(self):
-        """Channels and strides of the student backbone's outputs."""
-        backbone = self.student.backbone
-        was_training = backbone.training
-        backbone.eval()
-        size = 256
-        outs = backbone(torch.zeros(1, 3, size, size))
-        backbone.train(was_training)
-        return [o.shape[1] for o in outs], [size // o.shape[-1] for o in outs]
 
     # ------------------------------------------------------------ loss
     def loss(self, inputs: torch.Tensor,

@@ -89,24 +89,15 @@ class SegmentationDistiller(BaseDistiller):
 
     def _build_deep_supervision(self, student: ModelSpec) -> None:
         cfg = self.ds_cfg
-        stages = list(cfg.get('stages', ()))
-        if not stages:
-            raise ValueError('deep_supervision needs a non-empty "stages"')
+        channels, _ = self.student_stages(64)
+        stages, self.ds_weights = self.deep_supervision_stages(
+            cfg, len(channels))
         model_cfg, scope, _ = load_model_cfg(student, self.default_scope)
         head = model_cfg.decode_head
-        with torch.no_grad():
-            was = self.student.backbone.training
-            self.student.backbone.eval()
-            outs = self.student.backbone(torch.zeros(1, 3, 64, 64))
-            self.student.backbone.train(was)
         for s in stages:
-            if not 0 <= s < len(outs):
-                raise ValueError(
-                    f'deep_supervision.stages: {s} is not one of the '
-                    f'backbone outputs 0..{len(outs) - 1}')
             fcn = dict(
                 type='FCNHead',
-                in_channels=outs[s].shape[1],
+                in_channels=channels[s],
                 in_index=s,
                 channels=cfg.get('channels', 64),
                 num_convs=1,
@@ -120,12 +111,6 @@ class SegmentationDistiller(BaseDistiller):
                     loss_weight=1.0))
             with DefaultScope.overwrite_default_scope(scope):
                 self.ds_heads.append(ROOT_MODELS.build(fcn))
-        weights = cfg.get('stage_weights') or [1.0] * len(stages)
-        if len(weights) != len(stages):
-            raise ValueError(
-                f'deep_supervision: {len(weights)} stage_weights for '
-                f'{len(stages)} stages')
-        self.ds_weights = list(weights)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: list) -> Dict[str, torch.Tensor]:

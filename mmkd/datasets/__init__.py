@@ -1,4 +1,8 @@
 from .imagenet_folder import ImageNetFolder
-from .transforms import PackClsInputs
+from .samplers import RepeatAugSampler
+from .transforms import PackClsInputs, TimmEvalTransform, TimmTrainTransform
 
-__all__ = ['ImageNetFolder', 'PackClsInputs']
+__all__ = [
+    'ImageNetFolder', 'PackClsInputs', 'RepeatAugSampler', 'TimmEvalTransform',
+    'TimmTrainTransform'
+]

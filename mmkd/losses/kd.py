@@ -46,6 +46,10 @@ def kd_loss(student: torch.Tensor,
 class KDLoss(nn.Module):
     """Module form of :func:`kd_loss`.
 
+    Call as ``loss(student, teacher, weight=None)`` (dense maps) or, like the
+    other classification KD losses, ``loss(student_logits, teacher_logits,
+    target=target)``; ``target`` is not used.
+
     Args:
         temperature (float): Softmax temperature. Defaults to 1.0.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
@@ -61,7 +65,11 @@ class KDLoss(nn.Module):
         self.loss_weight = loss_weight
         self.dim = dim
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
-                weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self,
+                student: torch.Tensor,
+                teacher: torch.Tensor,
+                weight: Optional[torch.Tensor] = None,
+                *,
+                target: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.loss_weight * kd_loss(student, teacher, self.temperature,
                                           self.dim, weight)

@@ -1,3 +1,4 @@
 from .formatting import PackClsInputs
+from .timm_transforms import TimmEvalTransform, TimmTrainTransform
 
-__all__ = ['PackClsInputs']
+__all__ = ['PackClsInputs', 'TimmEvalTransform', 'TimmTrainTransform']

@@ -42,7 +42,8 @@ def student_config(cfg: Config) -> Config:
     out = cfg.copy()
     out.model = student
     out.default_scope = scope
-    out.pop('custom_imports', None)
+    if scope != 'mmkd' and not str(student.get('type', '')).startswith('mmkd.'):
+        out.pop('custom_imports', None)  # a plain mmdet / mmseg model
     out.custom_hooks = [
         h for h in out.get('custom_hooks', [])
         if not str(h.get('type', '')).startswith('mmkd.')
@@ -84,9 +85,20 @@ class StudentCheckpointHook(Hook):
         student_config(runner.cfg).dump(
             osp.join(self._dir(runner), 'student_config.py'))
 
+    @staticmethod
+    def _model(runner):
+        return runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+
     @master_only
     def _save(self, runner, state: dict, meta: dict, name: str) -> None:
-        ckpt = dict(state_dict=student_state(state), meta=_plain(meta))
+        state = student_state(state)
+        # a timm student (mmkd.TimmClassifier) is exported in timm's own keys
+        to_plain = getattr(self._model(runner).student, 'plain_state_dict',
+                           None)
+        if to_plain is not None:
+            state = to_plain(state)
+        ckpt = dict(state_dict=state, meta=_plain(meta))
         path = osp.join(self._dir(runner), name)
         torch.save(ckpt, path + '.tmp')
         os.replace(path + '.tmp', path)  # never a half-written file
@@ -101,8 +113,7 @@ class StudentCheckpointHook(Hook):
     def after_run(self, runner) -> None:
         if not self._trained:  # a test-only run
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = self._model(runner)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         meta = dict(epoch=runner.epoch, iter=runner.iter)
         meta['dataset_meta'] = getattr(model.student, 'dataset_meta', None) \

@@ -1,0 +1,20 @@
+# A timm ResNet-18 of quarter width (channels 16-128, ~0.7 M params): the
+# demo's classification student, trained alone for 300 iterations (the
+# baseline).
+_base_ = './resnet18-w32_demo-in1k.py'
+
+model = dict(model_kwargs=dict(channels=(16, 32, 64, 128), stem_width=16))
+
+max_iters = 300
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(
+        type='CosineAnnealingLR',
+        by_epoch=False,
+        begin=50,
+        end=max_iters,
+        T_max=max_iters - 50,
+        eta_min=2e-5)
+]
+default_hooks = dict(checkpoint=dict(interval=max_iters))

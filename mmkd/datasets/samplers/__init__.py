@@ -1,0 +1,3 @@
+from .repeat_aug_sampler import RepeatAugSampler
+
+__all__ = ['RepeatAugSampler']

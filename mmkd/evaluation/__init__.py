@@ -1,0 +1,4 @@
+"""Evaluation metrics (mmengine ``BaseMetric`` subclasses)."""
+from .metrics import Accuracy
+
+__all__ = ['Accuracy']

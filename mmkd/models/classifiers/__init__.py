@@ -1,0 +1,3 @@
+from .timm_classifier import TimmClassifier
+
+__all__ = ['TimmClassifier']

@@ -9,9 +9,11 @@
 # one timm's resnet50 is trained with.
 #
 # checkpoint: the student-only export (`student_final.pth`, written by
-# `mmkd.StudentCheckpointHook`) of an mmkd classification-distillation run,
-# e.g. the VanillaKD recipe BEiTv2-B -> ResNet-50 with the A1 training
-# recipe (83.08 top-1 in the paper). It holds the timm classifier's weights
+# `mmkd.StudentCheckpointHook`) of an mmkd classification-distillation run.
+# The default is the file `tools/train.py
+# configs/distill/cls/kd_beitv2-b-to-resnet50_a1_in1k.py` writes (the
+# VanillaKD recipe BEiTv2-B -> ResNet-50, A1; 83.08 top-1 published, not
+# reproduced here). It holds the timm classifier's weights
 # (plain timm keys, or `model.`-prefixed ones of mmkd.TimmClassifier); the
 # classification head is dropped and every other key must be present. It
 # must be a local file (nothing is downloaded); point at yours with

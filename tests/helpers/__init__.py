@@ -8,6 +8,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIG = osp.join(ROOT,
                       'configs/demo/retinanet_r18-w16_fpn_demo-coco.py')
 SEG_CONFIG = osp.join(ROOT, 'configs/demo/fcn_r18-w16-d8_demo-ade.py')
+CLS_CONFIG = osp.join(ROOT, 'configs/demo/resnet18-w16_demo-in1k.py')
 
 
 def _runtime_options(iters: int) -> list:
@@ -45,6 +46,15 @@ def seg_options(root: str, iters: int = 2) -> list:
     ade = osp.join(root, 'ade') + '/'
     return [
         f'{split}_dataloader.dataset.data_root={ade}'
+        for split in ('train', 'val', 'test')
+    ] + _runtime_options(iters)
+
+
+def cls_options(root: str, iters: int = 2) -> list:
+    """--cfg-options pointing the demo classification config at ``root``."""
+    imagenet = osp.join(root, 'imagenet') + '/'
+    return [
+        f'{split}_dataloader.dataset.data_root={imagenet}'
         for split in ('train', 'val', 'test')
     ] + _runtime_options(iters)
 

@@ -67,6 +67,10 @@ def load_weights(model: nn.Module, filename: str, what: str = 'teacher') -> dict
         raise TypeError(f'{what} checkpoint "{filename}" holds no state dict')
     state = {(k[7:] if k.startswith('module.') else k): v
              for k, v in state.items()}
+    # the model's own key adaptation (e.g. TimmClassifier accepts plain
+    # timm keys) before the comparison
+    for hook in model._load_state_dict_pre_hooks.values():
+        hook(state, '', {}, True, [], [], [])
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -28,8 +28,8 @@ DEMO = 'configs/demo/'
 TASKS = [
     dict(
         title='detection: RetinaNet on the demo COCO set (val, 100 images)',
-        teacher=('retinanet_r18-w32', 'R18-w32, 400 it'),
-        student=('retinanet_r18-w16', 'R18-w16, 300 it'),
+        teacher=('retinanet_r18-w32', 'R18-w32, 300 it'),
+        student=('retinanet_r18-w16', 'R18-w16, 200 it'),
         config='{}_fpn_demo-coco.py',
         distill=[('retinanet_r18-w32-to-w16_kd-ds_demo-coco.py',
                   'KD + deep supervision')],
@@ -38,8 +38,8 @@ TASKS = [
     dict(
         title='segmentation: FCN on the demo ADE20K-layout set (val, 60 '
         'images)',
-        teacher=('fcn_r18-w32-d8', 'R18-w32-d8, 400 it'),
-        student=('fcn_r18-w16-d8', 'R18-w16-d8, 300 it'),
+        teacher=('fcn_r18-w32-d8', 'R18-w32-d8, 300 it'),
+        student=('fcn_r18-w16-d8', 'R18-w16-d8, 200 it'),
         config='{}_demo-ade.py',
         distill=[('fcn_r18-w32-to-w16_kd-ds_demo-ade.py',
                   'KD + deep supervision')],
@@ -48,8 +48,8 @@ TASKS = [
     dict(
         title='classification: timm ResNet-18 on the demo ImageNet-layout '
         'set (val, 150 images)',
-        teacher=('resnet18-w32', 'ResNet-18-w32, 400 it'),
-        student=('resnet18-w16', 'ResNet-18-w16, 300 it'),
+        teacher=('resnet18-w32', 'ResNet-18-w32, 300 it'),
+        student=('resnet18-w16', 'ResNet-18-w16, 200 it'),
         config='{}_demo-in1k.py',
         distill=[('resnet18-w32-to-w16_kd_demo-in1k.py', 'KD'),
                  ('resnet18-w32-to-w16_kd-ds_demo-in1k.py',

@@ -7,7 +7,7 @@ model = dict(
     decode_head=dict(in_channels=128, channels=32),
     auxiliary_head=dict(in_channels=64, channels=16))
 
-max_iters = 300
+max_iters = 200
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),

@@ -5,7 +5,7 @@
 # stages 1 and 2, each trained on the labels and by KD from the teacher.
 _base_ = './fcn_r18-w16-d8_demo-ade.py'
 
-teacher_ckpt = 'work_dirs/demo/fcn_r18-w32-d8/iter_400.pth'
+teacher_ckpt = 'work_dirs/demo/fcn_r18-w32-d8/iter_300.pth'
 model = dict(
     _delete_=True,
     type='mmkd.SegmentationDistiller',

@@ -5,7 +5,7 @@ _base_ = './resnet18-w32_demo-in1k.py'
 
 model = dict(model_kwargs=dict(channels=(16, 32, 64, 128), stem_width=16))
 
-max_iters = 300
+max_iters = 200
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),

@@ -4,7 +4,7 @@
 # baseline. The teacher sees the same mixup batch.
 _base_ = './resnet18-w16_demo-in1k.py'
 
-teacher_ckpt = 'work_dirs/demo/resnet18-w32/iter_400.pth'
+teacher_ckpt = 'work_dirs/demo/resnet18-w32/iter_300.pth'
 model = dict(
     _delete_=True,
     type='mmkd.ClassificationDistiller',

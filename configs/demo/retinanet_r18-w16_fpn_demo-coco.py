@@ -8,7 +8,7 @@ model = dict(
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
     bbox_head=dict(in_channels=64, feat_channels=64))
 
-max_iters = 300
+max_iters = 200
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),

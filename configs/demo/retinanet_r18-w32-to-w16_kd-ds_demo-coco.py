@@ -5,7 +5,7 @@
 # trained on the labels and by KD from the teacher's final predictions.
 _base_ = './retinanet_r18-w16_fpn_demo-coco.py'
 
-teacher_ckpt = 'work_dirs/demo/retinanet_r18-w32/iter_400.pth'
+teacher_ckpt = 'work_dirs/demo/retinanet_r18-w32/iter_300.pth'
 model = dict(
     _delete_=True,
     type='mmkd.DetectionDistiller',

@@ -13,6 +13,7 @@ a later call with the same parameters reuses it.
 """
 from __future__ import annotations
 
+import colorsys
 import json
 import os
 import os.path as osp
@@ -23,7 +24,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SHAPE_CLASSES = ('circle', 'ellipse', 'square', 'rectangle', 'pentagon',
                  'hexagon')
 SEG_CLASSES = ('background', ) + SHAPE_CLASSES
@@ -61,9 +62,22 @@ def shape_polygon(k: int, centre: Sequence[float], size: float, angle: float,
     return pts @ np.array([[c, s], [-s, c]]) + np.asarray(centre, float)
 
 
+#: hue (degrees) of each shape class with ``class_hues``: the two classes of
+#: a similar pair share most of a hue band, so colour tells the pair and
+#: shape the member
+CLASS_HUES = (0., 10., 120., 130., 240., 250.)
+
+
+def class_colour(k: int, rng: np.random.Generator) -> tuple:
+    """A saturated colour in the hue band of class ``k`` (+-15 degrees)."""
+    h = (CLASS_HUES[k] + rng.uniform(-15, 15)) % 360 / 360
+    r, g, b = colorsys.hsv_to_rgb(h, rng.uniform(.55, 1), rng.uniform(.55, 1))
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
 def draw_shape(img: Image.Image, k: int, centre: Sequence[float], size: float,
                angle: float, rng: np.random.Generator,
-               aspect: float = 1.5) -> np.ndarray:
+               aspect: float = 1.5, fill: Optional[tuple] = None) -> np.ndarray:
     """Draw shape ``k`` in a random colour contrasting with what lies below,
     sometimes with a random outline; returns its polygon vertices (N, 2).
 
@@ -75,6 +89,7 @@ def draw_shape(img: Image.Image, k: int, centre: Sequence[float], size: float,
         angle (float): Rotation in radians.
         rng (np.random.Generator): Source of colours.
         aspect (float): Major/minor ratio. Defaults to 1.5.
+        fill (tuple, optional): RGB fill. Defaults to None (random).
     """
     pts = shape_polygon(k, centre, size, angle, aspect)
     box = np.r_[np.floor(pts.min(0)), np.ceil(pts.max(0)) + 1].astype(int)
@@ -82,8 +97,10 @@ def draw_shape(img: Image.Image, k: int, centre: Sequence[float], size: float,
     below = below.reshape(-1, 3).mean(0)
     cand = rng.integers(0, 256, (8, 3))
     dist = np.linalg.norm(cand - below, axis=1)  # first one far enough
-    fill = cand[int(np.argmax(dist > 90)) if (dist > 90).any()
-                else int(dist.argmax())]
+    if fill is None:
+        fill = cand[int(np.argmax(dist > 90)) if (dist > 90).any()
+                    else int(dist.argmax())]
+    fill = np.asarray(fill)
     outline = tuple(rng.integers(0, 256, 3).tolist())
     ImageDraw.Draw(img).polygon(
         [tuple(p) for p in pts.tolist()], fill=tuple(fill.tolist()),
@@ -124,17 +141,24 @@ def make_background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
 
 
 def render_scene(rng: np.random.Generator, w: int, h: int,
-                 objs: list[tuple],
-                 muted: float = 0.0) -> tuple[Image.Image, list[np.ndarray]]:
+                 objs: list[tuple], muted: float = 0.0,
+                 class_hues: bool = False
+                 ) -> tuple[Image.Image, list[np.ndarray]]:
     """Background, then ``objs`` ``(k, centre, size, angle, aspect)`` in
     order, then per-pixel noise. Returns the image and the polygons.
 
     ``muted`` in [0, 1] blends the background towards its own grey level,
-    so that coloured objects stand out from greyish "stuff"."""
+    so that coloured objects stand out from greyish "stuff";
+    ``class_hues`` fills each shape with a colour of its class's hue band
+    (:data:`CLASS_HUES`) instead of a random one."""
     img = make_background(rng, w, h)
     if muted:
         img = Image.blend(img, img.convert('L').convert('RGB'), muted)
-    polys = [draw_shape(img, k, c, s, a, rng, asp) for k, c, s, a, asp in objs]
+    polys = [
+        draw_shape(img, k, c, s, a, rng, asp,
+                   class_colour(k, rng) if class_hues else None)
+        for k, c, s, a, asp in objs
+    ]
     arr = np.asarray(img, np.float32)
     arr += rng.normal(0, rng.uniform(3, 8), arr.shape).astype(np.float32)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)), polys
@@ -203,14 +227,15 @@ def _generate(root: str, name: str, params: dict,
     return dst
 
 
-def _coco_split(out: str, split: str, num: int, seed: int) -> None:
+def _coco_split(out: str, split: str, num: int, seed: int, muted: float,
+                class_hues: bool) -> None:
     images, anns = [], []
     os.makedirs(osp.join(out, f'{split}2017'))
     for i in range(num):
         rng = np.random.default_rng([seed, _SPLIT_IDS[f'coco/{split}'], i])
         w, h = rng.integers(192, 257, 2).tolist()
         objs = _layout(rng, w, h, int(rng.integers(1, 6)), (24, 96))
-        img, polys = render_scene(rng, w, h, objs)
+        img, polys = render_scene(rng, w, h, objs, muted, class_hues)
         fname = f'{i + 1:012d}.jpg'
         img.save(osp.join(out, f'{split}2017', fname), quality=90)
         images.append(dict(id=i + 1, file_name=fname, width=w, height=h,
@@ -238,7 +263,8 @@ def _coco_split(out: str, split: str, num: int, seed: int) -> None:
 
 
 def make_coco_demo(root: str, num_train: int = 400, num_val: int = 100,
-                   seed: int = 0) -> str:
+                   seed: int = 0, muted: float = 0.8,
+                   class_hues: bool = True) -> str:
     """COCO-format detection data in ``<root>/coco``; returns that folder.
 
     Args:
@@ -246,18 +272,24 @@ def make_coco_demo(root: str, num_train: int = 400, num_val: int = 100,
         num_train (int): Training images. Defaults to 400.
         num_val (int): Validation images. Defaults to 100.
         seed (int): Base seed. Defaults to 0.
+        muted (float): How far backgrounds are blended towards grey (see
+            :func:`make_ade_demo`). Defaults to 0.8.
+        class_hues (bool): Fill shapes with their class's hue band (see
+            :func:`make_ade_demo`). Defaults to True.
     """
     def body(out: str) -> int:
         os.makedirs(osp.join(out, 'annotations'))
-        _coco_split(out, 'train', num_train, seed)
-        _coco_split(out, 'val', num_val, seed)
+        _coco_split(out, 'train', num_train, seed, muted, class_hues)
+        _coco_split(out, 'val', num_val, seed, muted, class_hues)
         return num_train + num_val
     return _generate(root, 'coco', dict(num_train=num_train, num_val=num_val,
-                                        seed=seed), body)
+                                        seed=seed, muted=muted,
+                                        class_hues=class_hues), body)
 
 
 def make_ade_demo(root: str, num_train: int = 300, num_val: int = 60,
-                  size: int = 128, seed: int = 0, muted: float = 0.8) -> str:
+                  size: int = 128, seed: int = 0, muted: float = 0.8,
+                  class_hues: bool = True) -> str:
     """ADE20K-layout segmentation data in ``<root>/ade``; returns that folder.
 
     Label maps: 0 = unlabelled (incl. a 2 px band on shape boundaries),
@@ -273,6 +305,10 @@ def make_ade_demo(root: str, num_train: int = 300, num_val: int = 60,
             are "things" in colour on greyish "stuff", which a segmentor
             trained from scratch for minutes can separate; telling the shapes
             apart stays the hard part). Defaults to 0.8.
+        class_hues (bool): Fill shapes with their class's hue band
+            (:data:`CLASS_HUES`; similar pairs get neighbouring bands), a
+            cue a small model trained for minutes can pick up, while colour
+            augmentation keeps the pairs confusable. Defaults to True.
     """
     def body(out: str) -> int:
         for split, sub, num in (('train', 'training', num_train),
@@ -284,7 +320,8 @@ def make_ade_demo(root: str, num_train: int = 300, num_val: int = 60,
                     [seed, _SPLIT_IDS[f'ade/{split}'], i])
                 objs = _layout(rng, size, size, int(rng.integers(2, 6)),
                                (20, 60))
-                img, polys = render_scene(rng, size, size, objs, muted)
+                img, polys = render_scene(rng, size, size, objs, muted,
+                                           class_hues)
                 label = Image.new('L', (size, size), 1)
                 draw = ImageDraw.Draw(label)
                 for (k, *_), pts in zip(objs, polys):
@@ -297,13 +334,14 @@ def make_ade_demo(root: str, num_train: int = 300, num_val: int = 60,
                 label.save(osp.join(out, 'annotations', sub, stem + '.png'))
         return num_train + num_val
     return _generate(root, 'ade', dict(num_train=num_train, num_val=num_val,
-                                       size=size, seed=seed, muted=muted),
-                     body)
+                                       size=size, seed=seed, muted=muted,
+                                       class_hues=class_hues), body)
 
 
 def make_imagenet_demo(root: str, num_train_per_class: int = 100,
                        num_val_per_class: int = 25, size: int = 64,
-                       seed: int = 0) -> str:
+                       seed: int = 0, muted: float = 0.8,
+                       class_hues: bool = True) -> str:
     """ImageNet-folder classification data in ``<root>/imagenet`` with
     ``meta/{train,val}.txt`` (labels index the sorted class names); returns
     that folder.
@@ -314,6 +352,10 @@ def make_imagenet_demo(root: str, num_train_per_class: int = 100,
         num_val_per_class (int): Validation images per class. Defaults to 25.
         size (int): Image side in pixels. Defaults to 64.
         seed (int): Base seed. Defaults to 0.
+        muted (float): How far backgrounds are blended towards grey (see
+            :func:`make_ade_demo`). Defaults to 0.8.
+        class_hues (bool): Fill shapes with their class's hue band (see
+            :func:`make_ade_demo`). Defaults to True.
     """
     def body(out: str) -> int:
         os.makedirs(osp.join(out, 'meta'))
@@ -332,7 +374,8 @@ def make_imagenet_demo(root: str, num_train_per_class: int = 100,
                     room = np.minimum(size - np.ptp(pts, 0), 0.2 * size) / 2
                     c = size / 2 + rng.uniform(-1, 1, 2) * np.maximum(room, 0)
                     img, _ = render_scene(rng, size, size,
-                                          [(k, c, s, angle, aspect)])
+                                          [(k, c, s, angle, aspect)], muted,
+                                          class_hues)
                     fname = f'{name}_{i + 1:05d}.JPEG'
                     img.save(osp.join(out, split, name, fname), quality=90)
                     lines.append(f'{name}/{fname} {label}\n')
@@ -341,7 +384,8 @@ def make_imagenet_demo(root: str, num_train_per_class: int = 100,
         return len(SHAPE_CLASSES) * (num_train_per_class + num_val_per_class)
     return _generate(root, 'imagenet', dict(
         num_train_per_class=num_train_per_class,
-        num_val_per_class=num_val_per_class, size=size, seed=seed), body)
+        num_val_per_class=num_val_per_class, size=size, seed=seed,
+        muted=muted, class_hues=class_hues), body)
 
 
 def make_all_demo_data(root: str, seed: int = 0, scale: float = 1.0,

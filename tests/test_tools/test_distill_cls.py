@@ -23,13 +23,19 @@ def test_kd_ds_distillation_and_plain_timm_export(demo_root, tmp_path):
     torch.save(dict(state_dict=teacher.state_dict()), tmp_path / 't.pth')
     work = tmp_path / 'kd'
     res = run_tool('train.py', KD_DS_CONFIG, '--work-dir', work,
-                   '--cfg-options', *cls_options(demo_root),
-                   f'model.teacher_ckpt={tmp_path / "t.pth"}')
+                   '--cfg-options', *cls_options(demo_root, iters=3),
+                   f'model.teacher_ckpt={tmp_path / "t.pth"}',
+                   'default_hooks.checkpoint.interval=1',
+                   'default_hooks.checkpoint.max_keep_ckpts=2')
     assert res.returncode == 0, res.stderr[-3000:]
     log = res.stdout + res.stderr
     for term in ('loss_cls', 'loss_kd', 'ds0.loss_kd', 'ds2.loss_kd',
                  'accuracy/top1'):
         assert term in log, term
+    # student files follow the runner's max_keep_ckpts
+    assert sorted(p.name for p in work.glob('*iter_*.pth')) == [
+        'iter_2.pth', 'iter_3.pth', 'student_iter_2.pth',
+        'student_iter_3.pth']
 
     # plain timm, no mmkd import: strict keys, same logits as mmkd's model
     code = f"""

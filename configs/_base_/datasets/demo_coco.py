@@ -1,5 +1,6 @@
 # The generated COCO-format demo set (tools/make_demo_data.py): 6 shape
-# classes in similar pairs, 192-256 px images (resized to 192), read by mmdet's CocoDataset.
+# classes in similar pairs, 192-256 px images (resized to 192), read by
+# mmdet's CocoDataset.
 _base_ = 'mmdet::_base_/datasets/coco_detection.py'
 
 data_root = 'data/demo/coco/'
@@ -24,9 +25,12 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor'))
 ]
+# InfiniteSampler: an iteration-based run never ends an epoch, where
+# mmengine's iterator pauses 2 s (a lot for a 400-image set)
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,

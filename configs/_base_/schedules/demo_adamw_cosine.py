@@ -1,7 +1,7 @@
 # Short from-scratch schedule for the demo: AdamW, linear warm-up, cosine.
 # (default_hooks / log_processor live in the configs: the runtime bases
 # define them too, and bases may not share keys.)
-max_iters = 400
+max_iters = 300
 warmup_iters = 50
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)

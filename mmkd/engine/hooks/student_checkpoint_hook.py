@@ -65,19 +65,30 @@ class StudentCheckpointHook(Hook):
 
     Args:
         out_dir (str, optional): Where to write. Defaults to the work dir.
+        max_keep (int, optional): Keep only the newest ``max_keep`` periodic
+            student files (``student_final.pth`` is always kept). Defaults to
+            None: the runner's ``default_hooks.checkpoint.max_keep_ckpts``
+            (all files when that is unset or -1).
     """
 
     priority = 'LOW'
 
-    def __init__(self, out_dir: Optional[str] = None) -> None:
+    def __init__(self, out_dir: Optional[str] = None,
+                 max_keep: Optional[int] = None) -> None:
         self.out_dir = out_dir
+        self.max_keep = max_keep
         self._trained = False
+        self._written = []
 
     def _dir(self, runner) -> str:
         return self.out_dir or runner.work_dir
 
     def before_train(self, runner) -> None:
         self._trained = True
+        if self.max_keep is None:
+            ckpt_hook = (runner.cfg.get('default_hooks') or {}).get(
+                'checkpoint') or {}
+            self.max_keep = ckpt_hook.get('max_keep_ckpts', -1)
         self._dump_config(runner)
 
     @master_only
@@ -109,6 +120,15 @@ class StudentCheckpointHook(Hook):
         name = (f'student_epoch_{meta.get("epoch")}.pth'
                 if by_epoch else f'student_iter_{meta.get("iter")}.pth')
         self._save(runner, checkpoint['state_dict'], self._meta(meta), name)
+        self._written.append(name)
+        while self.max_keep and 0 < self.max_keep < len(self._written):
+            self._remove(runner, self._written.pop(0))
+
+    @master_only
+    def _remove(self, runner, name: str) -> None:
+        path = osp.join(self._dir(runner), name)
+        if osp.isfile(path):
+            os.remove(path)
 
     def after_run(self, runner) -> None:
         if not self._trained:  # a test-only run

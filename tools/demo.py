@@ -9,9 +9,10 @@
    c. distil the teacher into the same student with vanilla KD + multi-level
       deep supervision (for classification also with vanilla KD alone), same
       schedule and seed;
-   d. evaluate them with ``tools/test.py`` — a distilled student from its
-      student-only export and the plain student config, as a user would
-      deploy it — and print the metrics side by side.
+   d. print the metrics side by side: teacher and baseline from the
+      validation at the end of their training, each distilled student from
+      ``tools/test.py`` on its student-only export with the plain student
+      config, as a user would deploy it.
 """
 import argparse
 import glob
@@ -64,8 +65,11 @@ def sh(cmd) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
-def train(config: str, work_dir: str, reuse: bool, cfg_options=()) -> str:
-    """Train with tools/train.py; return the final checkpoint's path."""
+def train(config: str, work_dir: str, reuse: bool, cfg_options=(),
+          validated: bool = True) -> tuple:
+    """Train with tools/train.py; return the final checkpoint's path and the
+    metrics of the validation run at the end of training (None when
+    ``validated`` is False)."""
     last = osp.join(ROOT, work_dir, 'last_checkpoint')
     if not (reuse and osp.isfile(last)):
         cmd = [sys.executable, 'tools/train.py', config, '--work-dir',
@@ -74,7 +78,13 @@ def train(config: str, work_dir: str, reuse: bool, cfg_options=()) -> str:
             cmd += ['--cfg-options', *cfg_options]
         sh(cmd)
     with open(last) as f:
-        return f.read().strip()
+        ckpt = f.read().strip()
+    if not validated:
+        return ckpt, None
+    logs = glob.glob(osp.join(ROOT, work_dir, '*', 'vis_data', '*.json'))
+    with open(max(logs, key=osp.getmtime)) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return ckpt, [r for r in records if 'loss' not in r][-1]
 
 
 def evaluate(config: str, checkpoint: str, work_dir: str) -> dict:
@@ -91,20 +101,25 @@ def evaluate(config: str, checkpoint: str, work_dir: str) -> dict:
 
 
 def run_task(task: dict, wd: str, reuse: bool) -> list:
-    """Teacher, baseline and distilled student of one task, evaluated."""
+    """Teacher, baseline and distilled students of one task, evaluated.
+
+    Teacher and baseline are reported from the validation at the end of
+    their training; each distilled student is evaluated again from its
+    student-only export with the plain student config, as it is deployed.
+    """
     (t_name, t_label), (s_name, s_label) = task['teacher'], task['student']
     t_cfg = DEMO + task['config'].format(t_name)
     s_cfg = DEMO + task['config'].format(s_name)
-    t_ckpt = train(t_cfg, f'{wd}/{t_name}', reuse)
-    s_ckpt = train(s_cfg, f'{wd}/{s_name}', reuse)
-    rows = [
-        (f'teacher  {t_label}', evaluate(t_cfg, t_ckpt, f'{wd}/{t_name}')),
-        (f'student  {s_label}, no teacher',
-         evaluate(s_cfg, s_ckpt, f'{wd}/{s_name}')),
-    ]
+    t_ckpt, t_metrics = train(t_cfg, f'{wd}/{t_name}', reuse)
+    _, s_metrics = train(s_cfg, f'{wd}/{s_name}', reuse)
+    rows = [(f'teacher  {t_label}', t_metrics),
+            (f'student  {s_label}, no teacher', s_metrics)]
     for config, label in task['distill']:
         kd_dir = f'{wd}/{config[:-3]}'
-        train(DEMO + config, kd_dir, reuse, [f'model.teacher_ckpt={t_ckpt}'])
+        # no validation inside this run: the export is evaluated below
+        options = [f'model.teacher_ckpt={t_ckpt}',
+                   'train_cfg.val_interval=1000000']
+        train(DEMO + config, kd_dir, reuse, options, validated=False)
         rows.append((f'student  {s_label}, {label}',
                      evaluate(
                          osp.join(kd_dir, 'student_config.py'),
@@ -121,7 +136,7 @@ def report(task: dict, rows: list) -> None:
               ''.join(f'{metrics[k] * scale:>13.3f}' for k in keys))
     for name, metrics in rows[2:]:
         gain = (metrics[keys[0]] - rows[1][1][keys[0]]) * scale
-        print(f'gain of {name.split(", ", 1)[1]}: {gain:+.3f} '
+        print(f'gain of {name.rsplit(", ", 1)[1]}: {gain:+.3f} '
               f'{keys[0].split("/")[-1]} (one seed)')
 
 

@@ -151,3 +151,33 @@ def test_imagenet_folder_errors_name_the_folder(tmp_path):
     with pytest.raises(ValueError, match='no class sub-folders'):
         ImageNetFolder(data_root=str(tmp_path),
                        data_prefix=dict(img_path='empty'), pipeline=[])
+
+
+def test_ade_demo_things_in_class_hues_on_grey_stuff(demo_root):
+    """Shapes are filled in their class's hue band; backgrounds are greyish."""
+    import numpy as np
+    from PIL import Image
+
+    from mmkd.datasets.demo_data import CLASS_HUES
+    folder = osp.join(demo_root, 'ade')
+    hue_err, shape_sat, stuff_sat = [], [], []
+    for name in sorted(os.listdir(osp.join(folder, 'images', 'training'))):
+        img = Image.open(osp.join(folder, 'images', 'training', name))
+        hsv = np.asarray(img.convert('HSV'), float)
+        label = np.asarray(
+            Image.open(
+                osp.join(folder, 'annotations', 'training',
+                         name.replace('.jpg', '.png'))))
+        stuff_sat.append(np.median(hsv[label == 1][:, 1]))
+        for k in range(len(SHAPE_CLASSES)):
+            inside = hsv[label == k + 2]
+            if len(inside) < 50:
+                continue
+            shape_sat.append(np.median(inside[:, 1]))
+            # visible part of the topmost shape of class k: its median hue
+            d = np.median(inside[:, 0]) * 360 / 256 - CLASS_HUES[k]
+            hue_err.append(abs((d + 180) % 360 - 180))
+    assert len(hue_err) >= 10
+    # +-15 degrees of band, plus JPEG and pixel noise, overlaps aside
+    assert np.median(hue_err) < 15
+    assert np.median(shape_sat) > 2 * np.median(stuff_sat)

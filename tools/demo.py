@@ -117,8 +117,8 @@ def run_task(task: dict, wd: str, reuse: bool) -> list:
     for config, label in task['distill']:
         kd_dir = f'{wd}/{config[:-3]}'
         # no validation inside this run: the export is evaluated below
-        options = [f'model.teacher_ckpt={t_ckpt}',
-                   'train_cfg.val_interval=1000000']
+        options = [f'model.teacher_ckpt={t_ckpt}', 'val_cfg=None',
+                   'val_dataloader=None', 'val_evaluator=None']
         train(DEMO + config, kd_dir, reuse, options, validated=False)
         rows.append((f'student  {s_label}, {label}',
                      evaluate(

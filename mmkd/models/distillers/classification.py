@@ -1,6 +1,7 @@
 """Distillation for timm classifiers (``mmkd.TimmClassifier``).
 
-``L = w_ori * L_cls(z_s, y) + w_kd * L_kd(z_s, z_t) + sum_s w_s * L_kd(h_s, z_t)``
+``L = w_ori * L_cls(z_s, y) + w_kd * L_kd(z_s, z_t)
++ sum_s w_s * L_kd(h_s, z_t)``
 (VanillaKD, https://arxiv.org/abs/2305.15781, and its deep-supervision
 extension): the student's own hard-label loss on the (mixup/cutmix) targets,
 a logit KD loss (``mmkd.KDLoss``, ``DKDLoss``, ``DISTLoss``, ``BKDLoss``) and,

@@ -1,30 +1,13 @@
 # timm ConvNeXt-V2-T trained alone on ImageNet-1K with the VanillaKD A2 recipe
 # (300 epochs, LAMB; configs/_base_/schedules/vanillakd_a2.py): the baseline
 # and student of the BEiTv2-B -> ConvNeXtV2-T configs in configs/distill/cls.
-# The model's recipe settings are those of resnet50_a2_in1k.py (stochastic
+# It inherits resnet50_a2_in1k.py and changes only the timm model; the
+# recipe settings are that file's (stochastic
 # depth 0.05, mixup 0.1, cutmix 1.0, no label smoothing, BCE that does not
 # smooth).
 #
 # No weight decay on the GRN weights and biases (1-d, as timm: the
 # schedule's flat_decay_mult) nor on norms and biases.
-_base_ = [
-    '../_base_/datasets/imagenet_timm.py',
-    '../_base_/schedules/vanillakd_a2.py', '../_base_/cls_runtime.py'
-]
+_base_ = './resnet50_a2_in1k.py'
 
-model = dict(
-    type='mmkd.TimmClassifier',
-    model_name='convnextv2_tiny',
-    num_classes=1000,
-    drop_path_rate=0.05,
-    loss=dict(type='mmkd.TimmBinaryCrossEntropy', smoothing=0.0),
-    data_preprocessor=dict(
-        type='mmkd.ClsDataPreprocessor',
-        num_classes=1000,
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        mixup_alpha=0.1,
-        cutmix_alpha=1.0,
-        label_smoothing=0.0))
-default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
+model = dict(model_name='convnextv2_tiny')

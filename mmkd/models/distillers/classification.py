@@ -32,8 +32,6 @@ class ClassificationDistiller(BaseDistiller):
         student (str | dict): The student ``mmkd.TimmClassifier`` (dict or
             config path).
         teacher (str | dict): The teacher ``mmkd.TimmClassifier``.
-        teacher_ckpt (str, optional): Teacher weights (an mmkd run's
-            checkpoint or plain timm keys). Defaults to None.
         distill (dict): ``logits``: the KD loss between final logits.
             Defaults to ``dict(logits=dict(type='mmkd.KDLoss'))``.
         ori_weight (float): ``w_ori``, weight of the student's hard-label
@@ -47,10 +45,9 @@ class ClassificationDistiller(BaseDistiller):
             ``kd_weight`` (default 1), ``gt_weight`` (label loss on the
             heads, default 0) and ``head`` (``'auto'``, ``'cnn'``, ``'vit'``).
             Defaults to None (off).
-        eval_teacher (bool): Evaluate the teacher instead. Defaults to False.
-        init_cfg (dict, optional): Defaults to None.
-        data_preprocessor (dict, optional): See :class:`BaseDistiller`.
-            Defaults to None.
+        **kwargs: The options of :class:`BaseDistiller` (``teacher_ckpt``:
+            an mmkd run's checkpoint or plain timm keys; ``eval_teacher``,
+            ...).
     """
 
     default_scope = 'mmkd'
@@ -58,16 +55,12 @@ class ClassificationDistiller(BaseDistiller):
     def __init__(self,
                  student: ModelSpec,
                  teacher: ModelSpec,
-                 teacher_ckpt: Optional[str] = None,
                  distill: dict = dict(logits=dict(type='mmkd.KDLoss')),
                  ori_weight: float = 1.0,
                  teacher_input_size: Optional[Sequence[int]] = None,
                  deep_supervision: Optional[dict] = None,
-                 eval_teacher: bool = False,
-                 init_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None) -> None:
-        super().__init__(student, teacher, teacher_ckpt, eval_teacher,
-                         init_cfg, data_preprocessor)
+                 **kwargs) -> None:
+        super().__init__(student, teacher, **kwargs)
         s_cls, t_cls = self.student.num_classes, self.teacher.num_classes
         if s_cls != t_cls:
             raise ValueError('student and teacher differ in class count: '

@@ -46,7 +46,6 @@ class DetectionDistiller(BaseDistiller):
         student (str | dict): Student detector (dict, ``mmdet::`` or local
             config path).
         teacher (str | dict): Teacher detector, same forms.
-        teacher_ckpt (str, optional): Teacher weights. Defaults to None.
         distill (dict): One entry per term, each a loss config plus optional
             ``levels`` (indices of the FPN levels; default all). Terms:
             ``cls`` (class logits; ``mmkd.SigmoidKDLoss`` for sigmoid heads,
@@ -60,10 +59,8 @@ class DetectionDistiller(BaseDistiller):
             heads, e.g. ``dict(stacked_convs=2)``), ``stage_weights`` (one
             per stage, default 1), ``gt_weight`` and ``kd_weight`` (default
             1). Defaults to None (off).
-        eval_teacher (bool): Evaluate the teacher instead. Defaults to False.
-        init_cfg (dict, optional): Defaults to None.
-        data_preprocessor (dict, optional): See :class:`BaseDistiller`.
-            Defaults to None.
+        **kwargs: The options of :class:`BaseDistiller` (``teacher_ckpt``,
+            ``eval_teacher``, ...).
     """
 
     default_scope = 'mmdet'
@@ -71,14 +68,10 @@ class DetectionDistiller(BaseDistiller):
     def __init__(self,
                  student: ModelSpec,
                  teacher: ModelSpec,
-                 teacher_ckpt: Optional[str] = None,
                  distill: dict = dict(cls=dict(type='mmkd.SigmoidKDLoss')),
                  deep_supervision: Optional[dict] = None,
-                 eval_teacher: bool = False,
-                 init_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None) -> None:
-        super().__init__(student, teacher, teacher_ckpt, eval_teacher,
-                         init_cfg, data_preprocessor)
+                 **kwargs) -> None:
+        super().__init__(student, teacher, **kwargs)
         self.two_stage = hasattr(self.student, 'roi_head')
         self._check_compatible(distill)
         self.kd_levels = {}

@@ -40,7 +40,6 @@ class SegmentationDistiller(BaseDistiller):
         student (str | dict): Student segmentor (dict, ``mmseg::`` or local
             config path).
         teacher (str | dict): Teacher segmentor, same forms.
-        teacher_ckpt (str, optional): Teacher weights. Defaults to None.
         distill (dict): ``logits``: the loss on the decode-head logits.
             Defaults to ``dict(logits=dict(type='mmkd.PixelKDLoss'))``.
         distill_aux_head (bool): Also distil the student's own
@@ -49,10 +48,8 @@ class SegmentationDistiller(BaseDistiller):
             backbone outputs) and optionally ``channels`` (FCN width, default
             64), ``stage_weights``, ``gt_weight``, ``kd_weight`` (default 1).
             Defaults to None (off).
-        eval_teacher (bool): Evaluate the teacher instead. Defaults to False.
-        init_cfg (dict, optional): Defaults to None.
-        data_preprocessor (dict, optional): See :class:`BaseDistiller`.
-            Defaults to None.
+        **kwargs: The options of :class:`BaseDistiller` (``teacher_ckpt``,
+            ``eval_teacher``, ...).
     """
 
     default_scope = 'mmseg'
@@ -60,15 +57,11 @@ class SegmentationDistiller(BaseDistiller):
     def __init__(self,
                  student: ModelSpec,
                  teacher: ModelSpec,
-                 teacher_ckpt: Optional[str] = None,
                  distill: dict = dict(logits=dict(type='mmkd.PixelKDLoss')),
                  distill_aux_head: bool = True,
                  deep_supervision: Optional[dict] = None,
-                 eval_teacher: bool = False,
-                 init_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None) -> None:
-        super().__init__(student, teacher, teacher_ckpt, eval_teacher,
-                         init_cfg, data_preprocessor)
+                 **kwargs) -> None:
+        super().__init__(student, teacher, **kwargs)
         s_cls = self.student.decode_head.num_classes
         t_cls = self.teacher.decode_head.num_classes
         if s_cls != t_cls:

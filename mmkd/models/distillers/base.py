@@ -89,6 +89,16 @@ class BaseDistiller(BaseModel):
         self.teacher._apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
+    def teacher_forward(self, fn, inputs: torch.Tensor, *extra):
+        """Run ``fn(teacher_inputs, *extra)`` for the teacher, under
+        ``no_grad``; every distiller runs its teacher through here.
+
+        ``inputs`` are the student-normalised images (re-normalised here the
+        teacher's way); ``extra`` (e.g. RoIs) is passed unchanged.
+        """
+        with torch.no_grad():
+            return fn(self.teacher_inputs(inputs), *extra)
+
     def _set_input_conversion(self, student_pre: nn.Module,
                               teacher_pre: nn.Module) -> None:
         """Prepare the re-normalisation of student inputs for the teacher."""

@@ -84,16 +84,18 @@ class ClassificationDistiller(BaseDistiller):
             self.ds_heads = build_stage_heads(info, self.ds_stages, s_cls,
                                               self.ds_cfg.get('head', 'auto'))
 
-    @torch.no_grad()
     def teacher_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """The teacher's logits for the (mixed) student batch."""
-        x = self.teacher_inputs(inputs)
-        if self.teacher_input_size is not None and \
-                tuple(x.shape[-2:]) != tuple(self.teacher_input_size):
-            x = F.interpolate(
-                x, size=self.teacher_input_size, mode='bicubic',
-                align_corners=False)
-        return self.teacher(x, mode='tensor')
+
+        def run(x):
+            if self.teacher_input_size is not None and \
+                    tuple(x.shape[-2:]) != tuple(self.teacher_input_size):
+                x = F.interpolate(
+                    x, size=self.teacher_input_size, mode='bicubic',
+                    align_corners=False)
+            return self.teacher(x, mode='tensor')
+
+        return self.teacher_forward(run, inputs)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: list) -> Dict[str, torch.Tensor]:

@@ -173,10 +173,8 @@ class DetectionDistiller(BaseDistiller):
     # ------------------------------------------------------------ loss
     def loss(self, inputs: torch.Tensor,
              data_samples: list) -> Dict[str, torch.Tensor]:
-        with torch.no_grad():
-            t_feats = self.teacher.extract_feat(self.teacher_inputs(inputs))
         if self.two_stage:
-            return self._two_stage_loss(inputs, data_samples, t_feats)
+            return self._two_stage_loss(inputs, data_samples)
         from mmdet.models.utils import unpack_gt_instances
         gt, gt_ignore, metas = unpack_gt_instances(data_samples)
         s_stages = self.student.backbone(inputs)
@@ -185,8 +183,9 @@ class DetectionDistiller(BaseDistiller):
         head = self.student.bbox_head
         s_outs = head(s_feats)
         losses = head.loss_by_feat(*s_outs, gt, metas, gt_ignore)
-        with torch.no_grad():
-            t_outs = self.teacher.bbox_head(t_feats)
+        teacher = self.teacher
+        t_outs = self.teacher_forward(
+            lambda x: teacher.bbox_head(teacher.extract_feat(x)), inputs)
         kd = self._dense_kd(s_outs, t_outs, head, 'loss_kd')
         for i, (branch, w) in enumerate(zip(self.ds_branches,
                                             self.ds_weights)):
@@ -238,8 +237,8 @@ class DetectionDistiller(BaseDistiller):
         scores = _flat(t_cls, head.cls_out_channels).sigmoid().max(-1).values
         return scores.repeat_interleave(4)
 
-    def _two_stage_loss(self, inputs: torch.Tensor, data_samples: list,
-                        t_feats) -> Dict[str, torch.Tensor]:
+    def _two_stage_loss(self, inputs: torch.Tensor,
+                        data_samples: list) -> Dict[str, torch.Tensor]:
         """The student's own loss; stages, RoIs and RoI logits are captured
         on the way (forward hooks: the RoI head has no method that returns
         them), so none of mmdet's RoI-head loss code is copied here."""
@@ -269,9 +268,10 @@ class DetectionDistiller(BaseDistiller):
         kd = {}
         if 'cls' in self.kd_losses:
             loss = self.kd_losses['cls']
-            with torch.no_grad():
-                t_cls = self.teacher.roi_head._bbox_forward(
-                    t_feats, rois)['cls_score']
+            teacher = self.teacher
+            t_cls = self.teacher_forward(
+                lambda x, r: teacher.roi_head._bbox_forward(
+                    teacher.extract_feat(x), r)['cls_score'], inputs, rois)
             kd['loss_kd_cls_roi'] = loss(seen['cls'], t_cls)
             # auxiliary RoI heads: KD from the teacher's RoI logits (the
             # label loss would need the RoI head's sampling results)

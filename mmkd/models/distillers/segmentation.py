@@ -108,9 +108,9 @@ class SegmentationDistiller(BaseDistiller):
     def loss(self, inputs: torch.Tensor,
              data_samples: list) -> Dict[str, torch.Tensor]:
         student = self.student
-        with torch.no_grad():
-            t_logits = self.teacher.decode_head(
-                self.teacher.extract_feat(self.teacher_inputs(inputs)))
+        teacher = self.teacher
+        t_logits = self.teacher_forward(
+            lambda x: teacher.decode_head(teacher.extract_feat(x)), inputs)
         labels = torch.stack([d.gt_sem_seg.data for d in data_samples])
         stages = student.backbone(inputs)  # extract_feat, keeping the stages
         x = student.neck(stages) if student.with_neck else stages

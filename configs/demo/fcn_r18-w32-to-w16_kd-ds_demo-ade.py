@@ -2,7 +2,7 @@
 # fcn_r18-w32-d8_demo-ade.py) into the demo student (FCN R18-w16-d8) with
 # pixel-wise vanilla KD on the decode head's logits (and on the student's own
 # auxiliary head) plus deep supervision: auxiliary FCN heads on backbone
-# stages 1 and 2, each trained on the labels and by KD from the teacher.
+# stages 1 and 2 (light: 32 channels, trained by KD from the teacher only).
 _base_ = './fcn_r18-w16-d8_demo-ade.py'
 
 teacher_ckpt = 'work_dirs/demo/fcn_r18-w32-d8/iter_300.pth'

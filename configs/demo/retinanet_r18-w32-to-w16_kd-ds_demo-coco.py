@@ -14,7 +14,7 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distill=dict(
         cls=dict(type='mmkd.SigmoidKDLoss', temperature=1.0, loss_weight=1.0)),
-    # one conv per auxiliary head branch (the student's own head has 4):
-    # keeps the demo's distillation step cheap
-    deep_supervision=dict(stages=[1, 2], head=dict(stacked_convs=1)))
+    # light auxiliary branches (the default): 64 channels, one conv per
+    # head tower (the student's own head has 4)
+    deep_supervision=dict(stages=[1, 2], mode='light'))
 custom_hooks = [dict(type='mmkd.StudentCheckpointHook')]

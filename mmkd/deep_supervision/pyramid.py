@@ -10,12 +10,12 @@ RetinaNet's extra FPN levels).
 from typing import List, Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule, ModuleList
 
 
-class StageToPyramid(nn.Module):
+class StageToPyramid(BaseModule):
     """One feature map at ``in_stride`` -> maps at ``out_strides``.
 
     Args:
@@ -24,8 +24,11 @@ class StageToPyramid(nn.Module):
         in_stride (int): Stride of the input map.
         out_strides (Sequence[int]): Strides of the outputs, ascending powers
             of two times (or divisors of) ``in_stride``.
-        norm_cfg (dict, optional): Norm of the convolutions. Defaults to
-            ``dict(type='BN')``.
+        norm_cfg (dict, optional): Norm of the convolutions; the detection
+            distiller passes the student's own (its head's, else its
+            backbone's). Defaults to ``dict(type='BN')``.
+        init_cfg (dict, optional): mmengine init config. Defaults to None
+            (mmcv's ``ConvModule`` init).
     """
 
     def __init__(self,
@@ -33,13 +36,14 @@ class StageToPyramid(nn.Module):
                  out_channels: int,
                  in_stride: int,
                  out_strides: Sequence[int],
-                 norm_cfg: dict = dict(type='BN')) -> None:
-        super().__init__()
+                 norm_cfg: dict = dict(type='BN'),
+                 init_cfg: dict = None) -> None:
+        super().__init__(init_cfg=init_cfg)
         self.in_stride = in_stride
         self.out_strides = list(out_strides)
         self.lateral = ConvModule(
             in_channels, out_channels, 1, norm_cfg=norm_cfg, act_cfg=None)
-        self.downs = nn.ModuleList()
+        self.downs = ModuleList()
         stride = in_stride
         for s in self.out_strides:
             if s < in_stride:

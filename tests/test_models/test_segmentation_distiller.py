@@ -36,14 +36,18 @@ def _total(losses):
     return sum(v for k, v in losses.items() if 'loss' in k)
 
 
-def test_pixel_kd_and_deep_supervision():
-    d = _distiller(deep_supervision=dict(stages=[1, 2]))
+@pytest.mark.parametrize('mode, label_loss', [('light', False),
+                                              ('full', True)])
+def test_pixel_kd_and_deep_supervision(mode, label_loss):
+    d = _distiller(deep_supervision=dict(stages=[1, 2], mode=mode))
     d.train()
     assert not d.teacher.training
     losses = d.loss(*_batch())
     for key in ('decode.loss_ce', 'aux.loss_ce', 'decode.loss_kd',
-                'aux.loss_kd', 'ds0.loss_ce', 'ds0.loss_kd', 'ds1.loss_kd'):
+                'aux.loss_kd', 'ds0.loss_kd', 'ds1.loss_kd'):
         assert key in losses, key
+    # the light heads are trained by KD only; the full ones on labels too
+    assert ('ds0.loss_ce' in losses) == label_loss
     _total(losses).backward()
     for head in d.ds_heads:
         assert all(p.grad is not None for p in head.parameters())

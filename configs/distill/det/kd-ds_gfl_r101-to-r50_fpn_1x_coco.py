@@ -8,4 +8,9 @@
 # gfl_r101_fpn_ms-2x_coco, box AP 44.7) under checkpoints/.
 _base_ = './kd_gfl_r101-to-r50_fpn_1x_coco.py'
 
-model = dict(deep_supervision=dict(stages=[1, 2]))
+# Light auxiliary branches (mode='light', the default): a 64-channel pyramid
+# from the stage and the student's head type with 64 channels and one conv
+# per tower. mode='full' gives each branch the head's own width and depth
+# (the heavier variant; compare both with
+# tools/analysis_tools/benchmark_distill.py).
+model = dict(deep_supervision=dict(stages=[1, 2], mode='light'))

@@ -9,4 +9,9 @@
 # (mmdet model zoo, box AP 40.8) under checkpoints/.
 _base_ = './kd_mask-rcnn_r101-to-r50_fpn_2x_coco.py'
 
-model = dict(deep_supervision=dict(stages=[1, 2]))
+# Light auxiliary branches (mode='light', the default): a 64-channel pyramid
+# from the stage and the student's head type with 64 channels and one conv
+# per tower. mode='full' gives each branch the head's own width and depth
+# (the heavier variant; compare both with
+# tools/analysis_tools/benchmark_distill.py).
+model = dict(deep_supervision=dict(stages=[1, 2], mode='light'))

@@ -5,13 +5,16 @@
 # with 24, 32, 96 and 320 channels at strides 4, 8, 8, 8 (dilated). Outputs
 # 1 and 2 (32 and 96 channels) are the middle two, as stages 1 and 2 are for
 # the ResNet students; the decode head reads 3 (and 0 for its low-level
-# branch), mmseg's auxiliary head reads 2. Each DS head is trained on the
-# labels and by pixel KD from the teacher's final logits, and dropped after
-# training (the student checkpoint has none).
+# branch), mmseg's auxiliary head reads 2. Each DS head is trained by pixel
+# KD from the teacher's final logits, and dropped after training (the student checkpoint has none).
 #
 # teacher_ckpt: as the KD config,
 # deeplabv3plus_r101-d8_512x512_80k_ade20k_20200615_014139-d5730af7.pth
 # (mmseg model zoo, mIoU 44.6) under checkpoints/.
 _base_ = './kd_deeplabv3plus_r101-d8-to-mobilenet-v2-d8_4xb4-80k_ade20k-512x512.py'  # noqa: E501
 
-model = dict(deep_supervision=dict(stages=[1, 2]))
+# Light auxiliary heads (mode='light', the default): one 3x3 conv of 64
+# channels, trained by pixel KD only, at the logits' resolution. mode='full'
+# adds the cross-entropy label loss at full resolution (gt_weight=1), the
+# heavier variant.
+model = dict(deep_supervision=dict(stages=[1, 2], mode='light'))

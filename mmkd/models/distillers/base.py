@@ -13,16 +13,65 @@ The teacher is inference-only and kept outside the module tree on purpose:
   modules (the teacher is rebuilt from ``teacher_ckpt``, so resuming is exact);
 * ``requires_grad=False`` and ``eval()`` at all times, including after the
   runner calls ``train()``;
-* moved together with the wrapper (``.to()``, ``.cuda()``) by :meth:`_apply`.
+* moved together with the wrapper (``.to()``, ``.cuda()``) by :meth:`_apply`;
+* run at the hardware's speed: its weights are cast to ``teacher_precision``
+  (bf16 where the device computes it natively) and put in channels-last
+  memory format; its outputs reach the losses as fp32.
 """
+import functools
+import logging
 from abc import abstractmethod
 from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 
-from .builder import ModelSpec, build_model, load_weights
+from mmkd.utils import load_weights
+from mmkd.utils.precision import resolve_precision, to_fp32
+from .builder import ModelSpec, adopt_plain_student_state, build_model
+
+
+class _NotCopied(tuple):
+    """A tuple that ``copy.deepcopy`` returns as it is: copies of the
+    distiller (mmengine's ``EMAHook`` makes one) share the one teacher."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+@functools.lru_cache(maxsize=1)
+def _fp32_ops() -> tuple:
+    """Teacher modules that run in fp32 on contiguous inputs in a
+    reduced-precision or channels-last teacher: mmdet's RoI extractors (they
+    cast the RoIs to the features' dtype: bf16 would round the coordinates)
+    and mmcv's RoI operators (their kernels take neither bf16 nor
+    channels-last maps)."""
+    from mmcv.ops import RoIAlign, RoIPool
+    ops = (RoIAlign, RoIPool)
+    try:
+        from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
+        ops = (BaseRoIExtractor, ) + ops
+    except ImportError:
+        pass
+    return ops
+
+
+def _outputs_fp32(module, args, output):
+    """Forward hook: the module's floating outputs as contiguous fp32."""
+    return to_fp32(output)
+
+
+def _inputs_fp32(module, args):
+    """Forward pre-hook: floating inputs (features, RoIs) as contiguous
+    fp32."""
+    return to_fp32(args)
+
+
+def _output_to(module, args, output, dtype):
+    """Forward hook: the output back in the teacher's ``dtype``."""
+    return output.to(dtype)
 
 
 class BaseDistiller(BaseModel):
@@ -32,11 +81,39 @@ class BaseDistiller(BaseModel):
         student (str | dict): The student: an inline model dict, an
             ``mmdet::``/``mmseg::`` config path or a local config file.
         teacher (str | dict): The teacher, in the same forms.
-        teacher_ckpt (str, optional): Teacher weights, loaded on the CPU
-            under mmkd's checkpoint policy with a strict key match. Defaults
-            to None (keep the teacher's own initialisation: for tests only).
+        teacher_ckpt (str, optional): Teacher weights (path or
+            ``http(s)://`` URL, downloaded once), loaded on the CPU under
+            mmkd's checkpoint policy with a strict key match
+            (:func:`mmkd.utils.load_weights`). Defaults to None (keep the
+            teacher's own initialisation: for tests only).
+        teacher_ckpt_key (str): Which entry of the teacher file holds the
+            weights (``'auto'``: the first of ``state_dict_ema``,
+            ``model_ema``, ``state_dict``, ``model``; ``''``: the file
+            itself; or a key). Defaults to ``'auto'``.
+        student_ckpt (str, optional): Initial student weights in the
+            student's own (plain mmdet / mmseg / timm) keys, path or URL,
+            strict like ``teacher_ckpt``; the runner's ``init_weights()``
+            keeps them. Defaults to None (the student's own
+            initialisation).
+        student_ckpt_key (str): As ``teacher_ckpt_key``, for
+            ``student_ckpt``. Defaults to ``'auto'``.
         eval_teacher (bool): Validate/test the teacher instead of the
-            student, e.g. once for a reference number. Defaults to False.
+            student, e.g. once for a reference number; it runs in its
+            ``teacher_precision`` there too. Defaults to False.
+        teacher_precision (str): The dtype of the teacher's weights and
+            activations: ``'fp32'``, ``'bf16'``, ``'fp16'`` (CUDA only), or
+            ``'auto'``: bf16 where the device computes it natively (CUDA
+            compute capability 8.0+, a CPU with AMX-BF16 or AVX512-BF16),
+            else fp32. A precision the device cannot run natively falls
+            back to fp32 with a logged warning (rules:
+            :func:`mmkd.utils.resolve_precision`). The weights are cast
+            (faster than autocast, and half the memory); outputs go back to
+            fp32 before any loss or post-processing, and RoI extractors
+            (mmdet's, mmcv's RoIAlign / RoIPool) run in fp32 on the fp32
+            RoIs. Defaults to ``'auto'``.
+        teacher_channels_last (bool): Keep the teacher's conv weights and
+            inputs in channels-last memory format (faster convolutions with
+            oneDNN and cuDNN). Defaults to True.
         init_cfg (dict, optional): Initialisation of the distillation-only
             modules. Defaults to None.
         data_preprocessor (dict, optional): Accepted because mmengine's
@@ -47,12 +124,23 @@ class BaseDistiller(BaseModel):
 
     #: scope in which inline student/teacher dicts are built
     default_scope = 'mmdet'
+    #: teacher submodules (by attribute name, at any depth) whose outputs
+    #: are predictions: a forward hook returns them as fp32, so losses and
+    #: post-processing (box decoding, resizing, argmax) never see bf16
+    teacher_output_modules = ('bbox_head', 'rpn_head', 'mask_head',
+                              'decode_head', 'auxiliary_head', 'conv_seg',
+                              'model')
 
     def __init__(self,
                  student: ModelSpec,
                  teacher: ModelSpec,
                  teacher_ckpt: Optional[str] = None,
+                 teacher_ckpt_key: str = 'auto',
+                 student_ckpt: Optional[str] = None,
+                 student_ckpt_key: str = 'auto',
                  eval_teacher: bool = False,
+                 teacher_precision: str = 'auto',
+                 teacher_channels_last: bool = True,
                  init_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None) -> None:
         student_model = build_model(student, self.default_scope)
@@ -61,20 +149,43 @@ class BaseDistiller(BaseModel):
             data_preprocessor=student_model.data_preprocessor,
             init_cfg=init_cfg)
         self.student = student_model
+        self.student_meta = {}
+        if student_ckpt is not None:
+            self.student_meta = load_weights(student_model, student_ckpt,
+                                             'student', student_ckpt_key)
+            # loaded whole: init_weights() must not re-draw it
+            student_model._is_init = True
+        # load_from of a plain student file loads into the student
+        self.register_load_state_dict_pre_hook(adopt_plain_student_state)
         teacher_model = build_model(teacher, self.default_scope)
         self.teacher_meta = {}
         if teacher_ckpt is not None:
-            self.teacher_meta = load_weights(teacher_model, teacher_ckpt)
+            self.teacher_meta = load_weights(teacher_model, teacher_ckpt,
+                                             'teacher', teacher_ckpt_key)
         teacher_model.requires_grad_(False)
         teacher_model.eval()
-        self._teacher = (teacher_model, )  # a tuple: not a child module
+        # a tuple: not a child module; never deep-copied
+        self._teacher = _NotCopied((teacher_model, ))
         self.eval_teacher = eval_teacher
+        resolve_precision(teacher_precision, 'cpu')  # validates the name
+        self.teacher_precision = teacher_precision
+        self.teacher_channels_last = teacher_channels_last
+        self._teacher_hooks = _NotCopied(())
+        self._format_teacher()
         # multiplies every distillation term; hooks schedule it
         self.distill_scale = 1.0
+        # subclasses: False when no configured term needs the teacher
+        self.uses_teacher = True
         self._set_input_conversion(student_model.data_preprocessor,
                                    teacher_model.data_preprocessor)
 
     # ------------------------------------------------------------ teacher
+    @property
+    def teacher_active(self) -> bool:
+        """Whether this step runs the teacher: some term needs it and the
+        distillation scale (``DistillWeightHook``) is not 0."""
+        return self.uses_teacher and self.distill_scale != 0
+
     @property
     def teacher(self) -> nn.Module:
         """The frozen teacher (not a child module; see the module doc)."""
@@ -85,19 +196,75 @@ class BaseDistiller(BaseModel):
         self.teacher.eval()
         return self
 
+    @property
+    def teacher_dtype(self) -> torch.dtype:
+        """The dtype the teacher runs in (see ``teacher_precision``)."""
+        return self._teacher_dtype
+
     def _apply(self, fn, *args, **kwargs):
-        self.teacher._apply(fn, *args, **kwargs)
+        """The teacher follows the wrapper's device only: ``.to(device)``,
+        ``.cuda()`` and ``.cpu()`` move it, while dtype conversions of the
+        wrapper (``.float()``, ``.half()``, ``.to(dtype)``) and memory-format
+        ones leave it in its configured ``teacher_precision`` and format.
+        On a new device the precision is resolved for that device."""
+        teacher = self.teacher
+        here = next(teacher.parameters()).device
+        there = fn(torch.empty(0, device=here)).device
+        if there != here:
+            teacher.to(there)
+            self._format_teacher()
         return super()._apply(fn, *args, **kwargs)
+
+    def _format_teacher(self) -> None:
+        """Cast the teacher to its precision on its current device, set its
+        memory format and (re)install the hooks that keep its outputs fp32
+        and its RoI operators in fp32."""
+        teacher = self.teacher
+        device = next(teacher.parameters()).device
+        dtype, message = resolve_precision(self.teacher_precision, device)
+        if message:
+            print_log(message, logger='current',
+                      level=logging.INFO if self.teacher_precision == 'auto'
+                      else logging.WARNING)
+        teacher.to(dtype=dtype)
+        if self.teacher_channels_last:
+            teacher.to(memory_format=torch.channels_last)
+        self._teacher_dtype = dtype
+        for handle in self._teacher_hooks:
+            handle.remove()
+        handles, in_fp32 = [], []
+        for name, module in teacher.named_modules():
+            if name.rsplit('.', 1)[-1] in self.teacher_output_modules:
+                handles.append(module.register_forward_hook(_outputs_fp32))
+            if (dtype != torch.float32 or self.teacher_channels_last) \
+                    and isinstance(module, _fp32_ops()) and not any(
+                        name.startswith(p + '.') for p in in_fp32):
+                in_fp32.append(name)  # its submodules run in fp32 too
+                handles += [
+                    module.register_forward_pre_hook(_inputs_fp32),
+                    module.register_forward_hook(
+                        functools.partial(_output_to, dtype=dtype))
+                ]
+        self._teacher_hooks = _NotCopied(handles)
 
     def teacher_forward(self, fn, inputs: torch.Tensor, *extra):
         """Run ``fn(teacher_inputs, *extra)`` for the teacher, under
         ``no_grad``; every distiller runs its teacher through here.
 
         ``inputs`` are the student-normalised images (re-normalised here the
-        teacher's way); ``extra`` (e.g. RoIs) is passed unchanged.
+        teacher's way, then cast to its precision and memory format);
+        ``extra`` (e.g. RoIs) is passed unchanged. Floating tensors in the
+        result come back as contiguous fp32.
         """
         with torch.no_grad():
-            return fn(self.teacher_inputs(inputs), *extra)
+            return to_fp32(fn(self._teacher_input(inputs), *extra))
+
+    def _teacher_input(self, inputs: torch.Tensor) -> torch.Tensor:
+        """:meth:`teacher_inputs` in the teacher's dtype and format."""
+        x = self.teacher_inputs(inputs)
+        fmt = torch.channels_last if self.teacher_channels_last and \
+            x.dim() == 4 else torch.preserve_format
+        return x.to(dtype=self._teacher_dtype, memory_format=fmt)
 
     def _set_input_conversion(self, student_pre: nn.Module,
                               teacher_pre: nn.Module) -> None:
@@ -107,7 +274,11 @@ class BaseDistiller(BaseModel):
             enabled = getattr(pre, '_enable_normalize', False)
             mean = pre.mean.flatten() if enabled else None
             std = pre.std.flatten() if enabled else None
-            return mean, std, bool(getattr(pre, '_channel_conversion', False))
+            # mmdet's preprocessors call it _channel_conversion, mmseg's
+            # channel_conversion
+            flip = getattr(pre, '_channel_conversion',
+                           getattr(pre, 'channel_conversion', False))
+            return mean, std, bool(flip)
 
         s_mean, s_std, s_flip = norm(student_pre)
         t_mean, t_std, t_flip = norm(teacher_pre)
@@ -147,7 +318,7 @@ class BaseDistiller(BaseModel):
         if self.eval_teacher:
             with torch.no_grad():
                 return self.teacher(
-                    self.teacher_inputs(inputs), data_samples, mode=mode)
+                    self._teacher_input(inputs), data_samples, mode=mode)
         return self.student(inputs, data_samples, mode=mode)
 
     @abstractmethod
@@ -186,6 +357,40 @@ class BaseDistiller(BaseModel):
                 f'deep_supervision: {len(weights)} stage_weights for '
                 f'{len(stages)} stages')
         return stages, weights
+
+    @staticmethod
+    def idle_loss(modules: nn.Module) -> Dict[str, torch.Tensor]:
+        """``{'ds.loss_idle': 0}`` connected to every parameter of
+        ``modules``: while no term trains them (distillation stopped), DDP
+        still sees a gradient (of 0) for each, so no run needs
+        ``find_unused_parameters``."""
+        params = list(modules.parameters())
+        if not params:
+            return {}
+        return {'ds.loss_idle': sum(p.sum() for p in params) * 0}
+
+    def parse_losses(self, losses: Dict[str, torch.Tensor]):
+        """mmengine's ``parse_losses``, after checking that every term is
+        finite: a NaN/Inf stops training with the term's name and the
+        iteration, before the optimizer step and any checkpoint."""
+        terms = {
+            k: (v if isinstance(v, torch.Tensor) else sum(v)).detach().float()
+            for k, v in losses.items() if 'loss' in k
+        }
+        if terms:
+            finite = torch.stack([v.sum() for v in terms.values()]).isfinite()
+            if not finite.all():  # one sync for all terms
+                from mmengine.logging import MessageHub
+                it = MessageHub.get_current_instance().get_info('iter')
+                bad = ', '.join(
+                    f'{k} = {v.sum().item()}'
+                    for (k, v), ok in zip(terms.items(), finite) if not ok)
+                raise FloatingPointError(
+                    f'non-finite loss at iteration '
+                    f'{"?" if it is None else it + 1}: {bad}; training '
+                    'stopped before the optimizer step, no checkpoint was '
+                    'written for this iteration')
+        return super().parse_losses(losses)
 
     def scaled(self, losses: Dict[str, Union[torch.Tensor, List]]) -> dict:
         """Apply the scheduled ``distill_scale`` to distillation terms."""

@@ -32,8 +32,10 @@ class ClassificationDistiller(BaseDistiller):
         student (str | dict): The student ``mmkd.TimmClassifier`` (dict or
             config path).
         teacher (str | dict): The teacher ``mmkd.TimmClassifier``.
-        distill (dict): ``logits``: the KD loss between final logits.
-            Defaults to ``dict(logits=dict(type='mmkd.KDLoss'))``.
+        distill (dict): ``logits``: the KD loss between final logits. An
+            empty dict trains the auxiliary heads on labels only
+            (``gt_weight > 0``) and never runs the teacher. Defaults to
+            ``dict(logits=dict(type='mmkd.KDLoss'))``.
         ori_weight (float): ``w_ori``, weight of the student's hard-label
             loss. Defaults to 1.0.
         teacher_input_size (int | Sequence[int], optional): Resize the
@@ -43,8 +45,9 @@ class ClassificationDistiller(BaseDistiller):
             student's ``feature_info``, e.g. ``[1, 2, 3]`` for ResNet
             layer1..3 or ViT block indices), and optionally ``stage_weights``,
             ``kd_weight`` (default 1), ``gt_weight`` (label loss on the
-            heads, default 0) and ``head`` (``'auto'``, ``'cnn'``, ``'vit'``).
-            Defaults to None (off).
+            heads, default 0), ``head`` (``'auto'``, ``'cnn'``, ``'vit'``)
+            and ``mode`` (``'light'``: CNN heads keep the stage's width;
+            ``'full'``: OFA-KD's channel doubling). Defaults to None (off).
         **kwargs: The options of :class:`BaseDistiller` (``teacher_ckpt``:
             an mmkd run's checkpoint or plain timm keys; ``eval_teacher``,
             ...).
@@ -69,7 +72,8 @@ class ClassificationDistiller(BaseDistiller):
         if unknown:
             raise KeyError(f'distill: unknown terms {sorted(unknown)} '
                            "(expected 'logits')")
-        self.kd_loss = MODELS.build(distill['logits'])
+        self.kd_loss = MODELS.build(distill['logits']) if distill else None
+        self.uses_teacher = self.kd_loss is not None
         self.ori_weight = ori_weight
         if isinstance(teacher_input_size, int):
             teacher_input_size = (teacher_input_size, teacher_input_size)
@@ -81,8 +85,15 @@ class ClassificationDistiller(BaseDistiller):
             info = self.student.model.feature_info
             self.ds_stages, self.ds_weights = self.deep_supervision_stages(
                 self.ds_cfg, len(info))
-            self.ds_heads = build_stage_heads(info, self.ds_stages, s_cls,
-                                              self.ds_cfg.get('head', 'auto'))
+            if not self.ds_cfg.get('gt_weight', 0.0) and (
+                    not self.ds_cfg.get('kd_weight', 1.0)
+                    or self.kd_loss is None):
+                raise ValueError(
+                    'deep_supervision: gt_weight and kd_weight (or distill) '
+                    'are all 0, so the auxiliary heads would get no gradient')
+            self.ds_heads = build_stage_heads(
+                info, self.ds_stages, s_cls, self.ds_cfg.get('head', 'auto'),
+                self.ds_cfg.get('mode', 'light'))
 
     def teacher_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """The teacher's logits for the (mixed) student batch."""
@@ -99,7 +110,6 @@ class ClassificationDistiller(BaseDistiller):
 
     def loss(self, inputs: torch.Tensor,
              data_samples: list) -> Dict[str, torch.Tensor]:
-        t_logits = self.teacher_logits(inputs)
         model = self.student.model
         if self.ds_heads is None:
             logits, feats = model(inputs), []
@@ -113,17 +123,26 @@ class ClassificationDistiller(BaseDistiller):
             for k, v in self.student.loss_by_logits(logits,
                                                     data_samples).items()
         }
-        kd = {'loss_kd': self.kd_loss(logits, t_logits, target=target)}
+        t_logits = self.teacher_logits(inputs) if self.teacher_active \
+            else None
+        kd = {}
+        if t_logits is not None:
+            kd['loss_kd'] = self.kd_loss(logits, t_logits, target=target)
         kd_w = self.ds_cfg.get('kd_weight', 1.0)
         gt_w = self.ds_cfg.get('gt_weight', 0.0)
         for i, (head, feat, w) in enumerate(
                 zip(self.ds_heads or [], feats, self.ds_weights)):
+            if not gt_w and (t_logits is None or not kd_w):
+                continue
             h_logits = head(feat)
-            kd[f'ds{i}.loss_kd'] = w * kd_w * self.kd_loss(
-                h_logits, t_logits, target=target)
+            if t_logits is not None and kd_w:
+                kd[f'ds{i}.loss_kd'] = w * kd_w * self.kd_loss(
+                    h_logits, t_logits, target=target)
             if gt_w:
                 for k, v in self.student.loss_by_logits(
                         h_logits, data_samples).items():
                     losses[f'ds{i}.{k}'] = w * gt_w * v
         losses.update(self.scaled(kd))
+        if self.ds_heads is not None and not gt_w and t_logits is None:
+            losses.update(self.idle_loss(self.ds_heads))
         return losses

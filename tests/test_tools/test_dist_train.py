@@ -34,3 +34,39 @@ def test_dist_train_two_ranks_agree(demo_root, tmp_path):
     ckpt = load_checkpoint(osp.join(work, 'iter_3.pth'))
     for key in sd0:
         assert torch.equal(ckpt['state_dict'][key], sd0[key]), key
+
+
+def test_dist_train_distiller_with_deep_supervision(demo_root, tmp_path):
+    """KD + deep supervision under tools/dist_train.sh with 2 processes:
+    identical parameters (student and auxiliary heads), no
+    find_unused_parameters, the teacher outside DDP, every term logged."""
+    kd_ds = osp.join(ROOT, 'configs/demo/'
+                     'retinanet_r18-w32-to-w16_kd-ds_demo-coco.py')
+    cfg = tmp_path / 'dist_kd_ds.py'
+    cfg.write_text(f"_base_ = '{kd_ds}'\n"
+                   "custom_imports = dict(imports=['mmkd', "
+                   "'helpers.distill_dump'], allow_failed_imports=False)\n"
+                   "custom_hooks = [dict(type='DistillerRankDumpHook')]\n")
+    work = tmp_path / 'work'
+    opts = [o.replace('model.test_cfg', 'model.student.test_cfg')
+            for o in det_options(demo_root, iters=2)]
+    res = run_tool(
+        'dist_train.sh', cfg, 2, '--work-dir', work, '--cfg-options',
+        *opts, 'model.teacher_ckpt=None',
+        env=dict(PYTHONPATH=f'{ROOT}:{ROOT}/tests', PORT='29573'))
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-4000:]
+    ranks = [
+        torch.load(osp.join(work, f'distill_rank{r}.pth'), weights_only=True)
+        for r in (0, 1)
+    ]
+    for r in ranks:
+        assert r['world_size'] == 2 and r['wrapped']
+        assert not r['find_unused'] and not r['teacher_in_wrapper']
+    sd0, sd1 = ranks[0]['params'], ranks[1]['params']
+    assert any(k.startswith('ds_branches.') for k in sd0)
+    for key in sd0:
+        assert torch.equal(sd0[key], sd1[key]), key
+    for term in ('loss_kd_cls_l0', 'ds0.loss_kd_cls_l4', 'ds1.loss_cls',
+                 'ds1.loss_bbox'):
+        assert term in log, term

@@ -32,6 +32,7 @@ from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 
 from mmkd.deep_supervision.pyramid import StageToPyramid
+from mmkd.losses import SigmoidKDLoss
 from mmkd.registry import MODELS
 from .base import BaseDistiller
 from .builder import ModelSpec, load_model_cfg
@@ -308,7 +309,7 @@ class DetectionDistiller(BaseDistiller):
                 channels: int) -> torch.Tensor:
         """Class-logit KD of one level: sigmoid KD on the maps in their own
         layout, softmax KD on flattened locations."""
-        if getattr(loss, 'accepts_maps', False):
+        if isinstance(loss, SigmoidKDLoss):
             return loss(s, t, channels=channels)
         return loss(_flat(s, channels), _flat(t, channels))
 

@@ -1,10 +1,13 @@
 from .checkpoint import (UnsafeCheckpointError, allow_mmengine_checkpoints,
-                         load_checkpoint, register_checkpoint_policy)
+                         download_checkpoint, is_url, load_checkpoint,
+                         register_checkpoint_policy)
 from .device import adapt_cfg_to_device, init_cpu_dist
-from .preflight import check_data_paths, check_file
+from .preflight import check_checkpoints, check_data_paths, check_file
+from .weights import load_state_dict, load_weights, read_state_dict
 
 __all__ = [
     'UnsafeCheckpointError', 'allow_mmengine_checkpoints', 'load_checkpoint',
     'register_checkpoint_policy', 'adapt_cfg_to_device', 'init_cpu_dist', 'check_data_paths',
-    'check_file'
+    'check_file', 'download_checkpoint', 'is_url', 'check_checkpoints',
+    'load_state_dict', 'load_weights', 'read_state_dict'
 ]

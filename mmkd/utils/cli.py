@@ -9,7 +9,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from .device import adapt_cfg_to_device, init_cpu_dist
-from .preflight import check_data_paths, check_file
+from .preflight import check_checkpoints, check_data_paths, check_file
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -58,10 +58,12 @@ def load_cfg(args: argparse.Namespace) -> Config:
 
 
 def prepare(cfg: Config, launcher: str, splits) -> None:
-    """Adapt to the device, then check the data paths (writes nothing)."""
+    """Adapt to the device, then check the data and checkpoint paths
+    (writes nothing)."""
     for note in adapt_cfg_to_device(cfg, launcher):
         print(f'[mmkd] {note}')
     check_data_paths(cfg, splits)
+    check_checkpoints(cfg)
 
 
 def run(build_cfg, args: argparse.Namespace, action: str) -> None:

@@ -1,4 +1,5 @@
-"""Check a config's data paths before a runner writes anything.
+"""Check a config's data and checkpoint paths before a runner writes
+anything.
 
 The runner creates its work dir, log files and visualiser output while it is
 built, long before a dataset opens its first file. Checking every local path
@@ -17,16 +18,40 @@ SPLITS = ('train', 'val', 'test')
 def check_file(path: str, what: str) -> None:
     """Raise ``FileNotFoundError`` naming ``what`` and ``path`` if missing.
 
+    URLs (``http(s)://`` and mmengine's other ``scheme://`` paths) pass:
+    they are fetched when loaded.
+
     Args:
         path (str): The file to check.
         what (str): What the file is, for the message (e.g. a config key).
     """
-    if not osp.isfile(path):
+    if not _is_remote(path) and not osp.isfile(path):
         raise FileNotFoundError(f'{what}: file "{path}" does not exist')
 
 
 def _is_remote(path: str) -> bool:
     return '://' in str(path)
+
+
+def check_checkpoints(cfg: Config) -> None:
+    """Check the local checkpoint files a run will load.
+
+    ``load_from`` and the distillers' ``model.teacher_ckpt`` /
+    ``model.student_ckpt`` (URLs pass; they are fetched when loaded).
+
+    Args:
+        cfg (Config): The full runner config.
+
+    Raises:
+        FileNotFoundError: naming the config key and the missing path.
+    """
+    if cfg.get('load_from'):
+        check_file(cfg.load_from, 'load_from')
+    model = cfg.get('model')
+    for key in ('teacher_ckpt', 'student_ckpt'):
+        path = model.get(key) if isinstance(model, dict) else None
+        if path:
+            check_file(path, f'model.{key}')
 
 
 def _datasets(cfg: dict, key: str) -> Iterator[Tuple[str, dict]]:

@@ -299,8 +299,15 @@ def test_missing_backbone_key_is_an_error(tmp_path):
     with pytest.raises(ValueError) as err:
         TimmBackbone('test_resnet', checkpoint=path)
     msg = str(err.value)
-    assert path in msg and 'layer2.0.conv1.weight' in msg
-    assert '1 missing keys' in msg and 'fc.bias' not in msg
+    assert path in msg and 'missing keys (1): layer2.0.conv1.weight' in msg
+    assert 'fc.bias' not in msg
+    # strict: a key the model does not have is an error too
+    state = _classifier().state_dict()
+    state['layer2.0.extra.weight'] = torch.zeros(1)
+    torch.save(state, path)
+    with pytest.raises(ValueError,
+                       match=r'unexpected keys \(1\): layer2.0.extra.weight'):
+        TimmBackbone('test_resnet', checkpoint=path)
 
 
 def test_shape_mismatch_and_missing_file(tmp_path):

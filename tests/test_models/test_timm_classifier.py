@@ -187,8 +187,8 @@ def test_bad_checkpoint_errors_name_file_and_keys(tmp_path):
     with pytest.raises(ValueError) as err:
         build(VIT, checkpoint=path)
     msg = str(err.value)
-    assert path in msg and 'missing keys: cls_token' in msg
-    assert 'unexpected keys: bogus.weight' in msg
+    assert path in msg and 'missing keys (1): model.cls_token' in msg
+    assert 'unexpected keys (1): bogus.weight' in msg
 
     other = timm.create_model(
         VIT['model_name'], num_classes=7, **VIT['model_kwargs'])

@@ -117,3 +117,15 @@ def test_trusted_file_loads_with_env(tmp_path, monkeypatch):
 def test_missing_file_names_path(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         load_checkpoint(tmp_path / 'nope.pth')
+
+
+def test_truncated_file_names_the_file(tmp_path):
+    path = tmp_path / 'cut.pth'
+    torch.save(dict(state_dict=dict(w=torch.randn(1000))), path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(RuntimeError, match='truncated or corrupt') as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(RuntimeError, match='cut.pth'):  # mmengine's loader
+        _load_checkpoint(str(path), map_location='cpu')

@@ -62,3 +62,38 @@ def test_missing_paths_name_key_and_path(demo_root, tmp_path):
     with pytest.raises(FileNotFoundError,
                        match='test_evaluator.ann_file.*nothing.json'):
         check_data_paths(bad)
+
+
+def test_missing_checkpoint_stops_before_the_work_dir(demo_root, tmp_path,
+                                                      monkeypatch):
+    """tools/train.py: a missing teacher_ckpt / student_ckpt / load_from
+    names the config key and the path, and nothing is written."""
+    import importlib.util
+    import os.path as osp
+    import sys
+
+    from helpers import ROOT, det_options
+    spec = importlib.util.spec_from_file_location(
+        'mmkd_train_tool', osp.join(ROOT, 'tools', 'train.py'))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    config = osp.join(
+        ROOT, 'configs/demo/retinanet_r18-w32-to-w16_kd-ds_demo-coco.py')
+    opts = [o.replace('model.test_cfg', 'model.student.test_cfg')
+            for o in det_options(demo_root)]
+    teacher = tmp_path / 'teacher.pth'  # present (only checked here)
+    teacher.write_bytes(b'')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    for key in ('model.teacher_ckpt', 'model.student_ckpt', 'load_from'):
+        work = tmp_path / key
+        missing = str(tmp_path / f'{key}.pth')
+        present = [] if key == 'model.teacher_ckpt' else [
+            f'model.teacher_ckpt={teacher}']
+        monkeypatch.setattr(sys, 'argv', [
+            'train.py', config, '--work-dir', str(work), '--cfg-options',
+            *opts, *present, f'{key}={missing}'
+        ])
+        with pytest.raises(SystemExit) as err:
+            train.main()
+        assert f'{key}: file "{missing}" does not exist' in str(err.value)
+        assert not work.exists()

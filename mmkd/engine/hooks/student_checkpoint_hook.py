@@ -1,12 +1,12 @@
 """Write student-only checkpoints a plain mmdet/mmseg/timm can load."""
 import os
 import os.path as osp
-from typing import Any, Optional
+from typing import Any, Iterator, Optional, Tuple
 
 import torch
 from mmengine.config import Config
 from mmengine.dist import master_only
-from mmengine.hooks import Hook
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 
 from mmkd.registry import HOOKS
@@ -33,8 +33,39 @@ def student_state(distiller_state: dict) -> dict:
     }
 
 
+def _types(cfg: Any) -> Iterator[str]:
+    """Every ``type`` value in a (nested) config, as a string."""
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key == 'type':
+                yield value if isinstance(value, str) else _qualname(value)
+            else:
+                yield from _types(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            yield from _types(value)
+
+
+def _qualname(obj: Any) -> str:
+    return f'{getattr(obj, "__module__", "")}.' \
+        f'{getattr(obj, "__qualname__", obj)}'
+
+
+def _needs_mmkd(model: dict, scope: str) -> bool:
+    """Whether building ``model`` needs ``import mmkd``: the mmkd scope or
+    any ``mmkd.`` type (or mmkd class) in it, at any depth (an mmdet- or
+    mmseg-scoped config reaches mmkd's modules only as ``mmkd.Xxx``)."""
+    return scope == 'mmkd' or any(
+        name.startswith('mmkd.') for name in _types(model))
+
+
 def student_config(cfg: Config) -> Config:
-    """The run's config with the student as ``model`` and no mmkd parts."""
+    """The run's config with the student as ``model`` and no mmkd parts.
+
+    ``custom_imports`` keeps ``mmkd`` only when the student needs it (e.g.
+    ``mmkd.TimmBackbone``, ``mmkd.TimmClassifier``), and keeps the user's
+    other imports.
+    """
     from mmkd.models.distillers.builder import load_model_cfg
     model = cfg.model
     scope = cfg.get('default_scope', 'mmdet')
@@ -42,8 +73,15 @@ def student_config(cfg: Config) -> Config:
     out = cfg.copy()
     out.model = student
     out.default_scope = scope
-    if scope != 'mmkd' and not str(student.get('type', '')).startswith('mmkd.'):
-        out.pop('custom_imports', None)  # a plain mmdet / mmseg model
+    imports = out.get('custom_imports')
+    if imports and not _needs_mmkd(student, scope):
+        names = imports.get('imports', [])
+        names = [names] if isinstance(names, str) else list(names)
+        rest = [n for n in names if n != 'mmkd' and not n.startswith('mmkd.')]
+        if rest:
+            out.custom_imports = dict(imports, imports=rest)
+        else:
+            out.pop('custom_imports')  # a plain mmdet / mmseg model
     out.custom_hooks = [
         h for h in out.get('custom_hooks', [])
         if not str(h.get('type', '')).startswith('mmkd.')
@@ -62,6 +100,10 @@ class StudentCheckpointHook(Hook):
     plain types, so ``torch.load(weights_only=True)`` — and thus plain
     ``mmdet.apis.init_detector`` / ``mmseg.apis.init_model`` — loads it
     without importing mmkd.
+
+    With mmengine's ``EMAHook`` every file holds the EMA weights (as the
+    runner's own checkpoints do after ``EMAHook`` swaps them in), otherwise
+    the live ones; ``meta['weights']`` says which (``'ema'`` / ``'live'``).
 
     Args:
         out_dir (str, optional): Where to write. Defaults to the work dir.
@@ -101,6 +143,17 @@ class StudentCheckpointHook(Hook):
         return runner.model.module if is_model_wrapper(
             runner.model) else runner.model
 
+    def _weights(self, runner) -> Tuple[dict, str]:
+        """The distiller's state dict to export and which weights it holds:
+        the EMA model's when an ``EMAHook`` runs, else the live model's."""
+        ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
+        if ema is not None and getattr(ema, 'ema_model', None) is not None:
+            model, weights = ema.ema_model.module, 'ema'
+        else:
+            model, weights = self._model(runner), 'live'
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return state, weights
+
     @master_only
     def _save(self, runner, state: dict, meta: dict, name: str) -> None:
         state = student_state(state)
@@ -119,7 +172,8 @@ class StudentCheckpointHook(Hook):
         by_epoch = runner.train_loop.__class__.__name__.startswith('Epoch')
         name = (f'student_epoch_{meta.get("epoch")}.pth'
                 if by_epoch else f'student_iter_{meta.get("iter")}.pth')
-        self._save(runner, checkpoint['state_dict'], self._meta(meta), name)
+        state, weights = self._weights(runner)
+        self._save(runner, state, self._meta(meta, weights), name)
         self._written.append(name)
         while self.max_keep and 0 < self.max_keep < len(self._written):
             self._remove(runner, self._written.pop(0))
@@ -134,16 +188,18 @@ class StudentCheckpointHook(Hook):
         if not self._trained:  # a test-only run
             return
         model = self._model(runner)
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        state, weights = self._weights(runner)
         meta = dict(epoch=runner.epoch, iter=runner.iter)
         meta['dataset_meta'] = getattr(model.student, 'dataset_meta', None) \
             or runner.train_dataloader.dataset.metainfo
-        self._save(runner, state, self._meta(meta), 'student_final.pth')
+        self._save(runner, state, self._meta(meta, weights),
+                   'student_final.pth')
 
     @staticmethod
-    def _meta(meta: dict) -> dict:
+    def _meta(meta: dict, weights: str) -> dict:
         keep = ('epoch', 'iter', 'dataset_meta', 'seed', 'experiment_name',
                 'time', 'mmengine_version')
         out = {k: meta[k] for k in keep if k in meta}
         out['distilled_with'] = 'mmkd'
+        out['weights'] = weights  # 'ema' or 'live'
         return out

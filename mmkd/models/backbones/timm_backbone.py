@@ -10,18 +10,16 @@ ImageNet student) into the feature extractor.
 mmdet 3.3 and mmseg 1.2 ship no timm wrapper, and mmpretrain's
 ``TIMMBackbone`` would pull in mmpretrain, which does not support this stack.
 """
-import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import timm
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmkd.registry import MODELS
-from mmkd.utils import load_checkpoint
+from mmkd.utils import load_state_dict, read_state_dict
 
 #: prefixes a classifier's keys may carry (after ``module.``): none (timm's
 #: own state dict), ``backbone.`` or ``model.`` (mmengine wrappers)
@@ -31,60 +29,33 @@ RESERVED_KWARGS = ('features_only', 'out_indices', 'pretrained',
                    'pretrained_cfg_overlay', 'drop_path_rate')
 
 
-def _few(keys: Sequence[str], n: int = 5) -> str:
-    return ', '.join(keys[:n]) + (f' ... ({len(keys)} in all)'
-                                  if len(keys) > n else '')
-
-
-def read_state_dict(filename: str) -> Dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file, unwrapped and without ``module.``.
-
-    Accepts a plain state dict or one under ``state_dict`` / ``model``
-    (timm's and mmengine's files, mmkd's student export). The file is read
-    under mmkd's ``weights_only`` policy (:func:`mmkd.utils.load_checkpoint`).
-
-    Args:
-        filename (str): Path of a local checkpoint file.
-
-    Returns:
-        dict: Key -> tensor.
-    """
-    ckpt = load_checkpoint(filename, map_location='cpu')
-    if isinstance(ckpt, dict):
-        for key in ('state_dict', 'model'):
-            if isinstance(ckpt.get(key), dict):
-                ckpt = ckpt[key]
-                break
-    if not isinstance(ckpt, dict) or not ckpt or not all(
-            torch.is_tensor(v) for v in ckpt.values()):
-        raise TypeError(f'checkpoint "{filename}" holds no state dict (a dict '
-                        'of tensors, plain or under "state_dict"/"model")')
-    return {(k[7:] if k.startswith('module.') else k): v
-            for k, v in ckpt.items()}
-
-
 def classifier_backbone_state(state: Dict[str, torch.Tensor],
                               classifier: nn.Module,
                               filename: str) -> Dict[str, torch.Tensor]:
-    """Check ``state`` against a timm classifier; return its non-head part.
+    """The weights of ``classifier`` without its head, from ``state``.
 
     The key prefix (one of :data:`KEY_PREFIXES`) is the one under which the
     most of the classifier's keys are found; keys with other prefixes are
-    ignored. Classification-head keys (``pretrained_cfg['classifier']``) are
-    dropped on both sides, so the head may have any number of classes.
+    left out. The classification head (``pretrained_cfg['classifier']``) is
+    dropped on both sides, so the head may have any number of classes: the
+    rest is loaded strictly into the head-less classifier
+    (:func:`mmkd.utils.load_state_dict`, so timm's own key adaptation
+    applies), whose state dict is returned.
 
     Args:
         state (dict): Tensors read from ``filename``.
-        classifier (nn.Module): The timm classifier the weights belong to.
+        classifier (nn.Module): The timm classifier the weights belong to;
+            its head is removed (``reset_classifier(0)``) and the rest
+            filled.
         filename (str): The file's name, for error messages.
 
     Returns:
-        dict: The classifier's non-head keys -> tensors from the file.
+        dict: The head-less classifier's state dict.
 
     Raises:
-        ValueError: Non-head keys of the classifier are missing from the file
-            or have another shape there (the message names the file, the
-            keys and both shapes).
+        ValueError: Non-head keys of the classifier are missing from the
+            file, unexpected, or of another shape there (the message names
+            the file and the keys).
     """
     heads = classifier.pretrained_cfg.get('classifier') or ()
     heads = (heads, ) if isinstance(heads, str) else tuple(heads)
@@ -92,37 +63,20 @@ def classifier_backbone_state(state: Dict[str, torch.Tensor],
     def is_head(key: str) -> bool:
         return any(key == h or key.startswith(h + '.') for h in heads)
 
-    own = {k: v for k, v in classifier.state_dict().items() if not is_head(k)}
+    classifier.reset_classifier(0)
+    own = classifier.state_dict().keys()
 
     def strip(prefix: str) -> Dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in state.items()
                 if k.startswith(prefix) and not is_head(k[len(prefix):])}
 
     # max() keeps the first of equals: plain keys win a tie
-    prefix = max(KEY_PREFIXES, key=lambda p: len(own.keys() & strip(p).keys()))
-    found = strip(prefix)
+    prefix = max(KEY_PREFIXES, key=lambda p: len(own & strip(p).keys()))
     name = classifier.pretrained_cfg.get('architecture', '?')
-    missing = sorted(own.keys() - found.keys())
-    shapes = [f'{k}: model {tuple(own[k].shape)} vs file '
-              f'{tuple(found[k].shape)}' for k in own.keys() & found.keys()
-              if own[k].shape != found[k].shape]
-    if missing or shapes:
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} missing keys ({_few(missing)})')
-        if shapes:
-            parts.append('shape mismatch ' + _few(sorted(shapes)))
-        raise ValueError(
-            f'checkpoint "{filename}" does not fit the timm model "{name}" '
-            f'(keys read with prefix "{prefix}"): ' + '; '.join(parts))
-    unexpected = sorted(found.keys() - own.keys())
-    if unexpected:
-        print_log(
-            f'checkpoint "{filename}": ignored {len(unexpected)} keys that '
-            f'timm model "{name}" does not have ({_few(unexpected)})',
-            logger='current',
-            level=logging.WARNING)
-    return {k: found[k] for k in own}
+    load_state_dict(classifier, strip(prefix), filename,
+                    f'TimmBackbone("{name}", keys read with prefix '
+                    f'"{prefix}", head dropped)')
+    return classifier.state_dict()
 
 
 @MODELS.register_module()
@@ -140,15 +94,20 @@ class TimmBackbone(BaseModule):
             ResNet 0 is the stem (stride 2) and 1..4 are layer1..layer4
             (strides 4..32), for a ConvNeXt 0..3 are its stages (4..32).
             Defaults to (1, 2, 3, 4).
-        checkpoint (str, optional): A local file holding a timm
-            *classifier's* weights in timm's key names: a plain state dict
-            (mmkd's student export), under ``state_dict``/``model``, keys
-            optionally prefixed by ``module.`` and then ``backbone.`` or
-            ``model.``. Every non-head key of the classifier must be in it
-            (else a ValueError names the file and keys); the classification
-            head is dropped. Loaded at construction, so the runner's
-            ``init_weights()`` keeps it. Defaults to None (timm's random
-            initialisation; timm never downloads weights here).
+        checkpoint (str, optional): A file (path or ``http(s)://`` URL)
+            holding a timm *classifier's* weights in timm's key names: a
+            plain state dict (mmkd's student export), under ``state_dict``/
+            ``model`` (or timm's ``state_dict_ema``, see
+            ``checkpoint_key``), keys optionally prefixed by ``module.`` and
+            then ``backbone.`` or ``model.``. Its non-head keys must fit the
+            classifier exactly (else a ValueError names the file and keys);
+            the classification head is dropped. Loaded at construction, so
+            the runner's ``init_weights()`` keeps it. Defaults to None
+            (timm's random initialisation; timm never downloads weights
+            here).
+        checkpoint_key (str): Which entry of ``checkpoint`` to load
+            (``'auto'``, ``''`` for the file itself, or a key), as in
+            :func:`mmkd.utils.read_state_dict`. Defaults to ``'auto'``.
         drop_path_rate (float): Stochastic depth rate (timm's argument; left
             out when 0). Defaults to 0.
         frozen_stages (int): Freeze (no gradients, eval mode) everything up
@@ -170,6 +129,7 @@ class TimmBackbone(BaseModule):
                  model_name: str,
                  out_indices: Sequence[int] = (1, 2, 3, 4),
                  checkpoint: Optional[str] = None,
+                 checkpoint_key: str = 'auto',
                  drop_path_rate: float = 0.,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
@@ -197,7 +157,8 @@ class TimmBackbone(BaseModule):
             classifier = timm.create_model(
                 model_name, pretrained=False, **model_kwargs)
             state = classifier_backbone_state(
-                read_state_dict(checkpoint), classifier, checkpoint)
+                read_state_dict(checkpoint, checkpoint_key, 'TimmBackbone')[0],
+                classifier, checkpoint)
             del classifier
             kwargs.update(
                 pretrained=True,

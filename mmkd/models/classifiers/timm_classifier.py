@@ -19,17 +19,14 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
-from timm.models import clean_state_dict
 
 from mmkd.losses.timm_losses import HARD_TARGET_ONLY, SOFT_TARGET_ONLY
 from mmkd.registry import MODELS
-from mmkd.utils import load_checkpoint
+from mmkd.utils import load_weights
 
 #: arguments that TimmClassifier sets itself; not allowed in model_kwargs
 _OWN_ARGS = ('pretrained', 'num_classes', 'drop_rate', 'drop_path_rate',
              'checkpoint_path', 'pretrained_cfg_overlay')
-#: prefixes of TimmClassifier's own state-dict keys
-_OWN_PREFIXES = ('model.', 'data_preprocessor.', 'loss_module.')
 
 
 def _few(keys: Sequence[str], n: int = 5) -> str:
@@ -54,12 +51,18 @@ class TimmClassifier(BaseModel):
         drop_path_rate (float): Stochastic depth rate. Defaults to 0. (Both
             are passed to timm only when non-zero, so models without them
             build with the defaults.)
-        checkpoint (str, optional): Local weights to start from (loaded on
-            the CPU under mmkd's checkpoint policy, strict key match). The
+        checkpoint (str, optional): Weights to start from, a path or an
+            ``http(s)://`` URL (loaded on the CPU under mmkd's checkpoint
+            policy, strict key match: :func:`mmkd.utils.load_weights`). The
             file may hold a raw state dict or one under ``state_dict_ema``,
             ``model_ema``, ``state_dict`` or ``model`` (that order, as
-            timm's ``load_checkpoint``); keys may be plain timm ones or
-            ``TimmClassifier`` ones (``model.`` prefix). Defaults to None.
+            timm's ``load_checkpoint``, unless ``checkpoint_key`` says
+            otherwise); keys may be plain timm ones or ``TimmClassifier``
+            ones (``model.`` prefix), with or without ``module.``. Defaults
+            to None.
+        checkpoint_key (str): Which entry of ``checkpoint`` to load
+            (``'auto'``, ``''`` for the file itself, or a key such as
+            ``'state_dict'``). Defaults to ``'auto'``.
         model_kwargs (dict, optional): Further ``timm.create_model``
             arguments (``img_size``, ``depth``, ...). Defaults to None.
         loss (dict): The label loss. It gets the stacked ``gt_score``
@@ -80,6 +83,7 @@ class TimmClassifier(BaseModel):
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  checkpoint: Optional[str] = None,
+                 checkpoint_key: str = 'auto',
                  model_kwargs: Optional[dict] = None,
                  loss: dict = dict(type='mmkd.TimmBinaryCrossEntropy'),
                  data_preprocessor: Optional[dict] = None,
@@ -109,7 +113,7 @@ class TimmClassifier(BaseModel):
         self.loss_module = MODELS.build(loss)
         self.register_load_state_dict_pre_hook(self._add_model_prefix)
         if checkpoint is not None:
-            self.load_timm_checkpoint(checkpoint)
+            load_weights(self, checkpoint, 'TimmClassifier', checkpoint_key)
 
     # ------------------------------------------------------------ forward
     def forward(self,
@@ -251,49 +255,6 @@ class TimmClassifier(BaseModel):
             if rest in model_keys and \
                     prefix + 'model.' + rest not in state_dict:
                 state_dict[prefix + 'model.' + rest] = state_dict.pop(key)
-
-    def load_timm_checkpoint(self, filename: str) -> None:
-        """Load ``filename`` into the timm model (strict).
-
-        Args:
-            filename (str): Local checkpoint (see ``checkpoint`` in the
-                class docstring for the accepted layouts).
-        """
-        ckpt = load_checkpoint(filename, map_location='cpu')
-        state = ckpt
-        if isinstance(ckpt, dict):
-            for key in ('state_dict_ema', 'model_ema', 'state_dict', 'model'):
-                if isinstance(ckpt.get(key), dict):
-                    state = ckpt[key]
-                    break
-        if not isinstance(state, dict) or not all(
-                isinstance(v, torch.Tensor) for v in state.values()):
-            raise TypeError(f'TimmClassifier: checkpoint "{filename}" holds '
-                            'no state dict (a dict of tensors, raw or under '
-                            'state_dict_ema / model_ema / state_dict / model)')
-        state = clean_state_dict(state)  # DDP / torch.compile prefixes
-        if state and all(k.startswith(_OWN_PREFIXES) for k in state):
-            state = self.plain_state_dict(state)  # a TimmClassifier file
-        own = self.model.state_dict()
-        missing = set(own) - set(state)
-        unexpected = set(state) - set(own)
-        shape = sorted(k for k in set(own) & set(state)
-                       if own[k].shape != state[k].shape)
-        if missing or unexpected or shape:
-            parts = []
-            if missing:
-                parts.append(f'missing keys: {_few(missing)}')
-            if unexpected:
-                parts.append(f'unexpected keys: {_few(unexpected)}')
-            if shape:
-                parts.append('shape mismatch: ' + ', '.join(
-                    f'{k}: model {tuple(own[k].shape)} vs file '
-                    f'{tuple(state[k].shape)}' for k in shape[:5]))
-            raise ValueError(
-                f'TimmClassifier: checkpoint "{filename}" does not fit '
-                f'{type(self.model).__name__} ({self.num_classes} classes): '
-                + '; '.join(parts))
-        self.model.load_state_dict(state, strict=True)
 
     def extra_repr(self) -> str:
         return f'num_classes={self.num_classes}'

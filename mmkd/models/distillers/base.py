@@ -153,8 +153,9 @@ class BaseDistiller(BaseModel):
         if student_ckpt is not None:
             self.student_meta = load_weights(student_model, student_ckpt,
                                              'student', student_ckpt_key)
-            # loaded whole: init_weights() must not re-draw it
-            student_model._is_init = True
+            # loaded whole: mmengine's init_weights() skips modules flagged
+            # is_init, so the runner cannot re-draw it
+            student_model.is_init = True
         # load_from of a plain student file loads into the student
         self.register_load_state_dict_pre_hook(adopt_plain_student_state)
         teacher_model = build_model(teacher, self.default_scope)

@@ -1,5 +1,7 @@
-"""Build a student or teacher from an inline dict or a config path."""
+"""Build a student or teacher from an inline dict or a config path; load
+a plain student file given to a distiller (``load_from``)."""
 import os.path as osp
+from collections import OrderedDict
 from typing import Optional, Tuple, Union
 
 import torch.nn as nn
@@ -7,7 +9,9 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 
-from mmkd.utils import load_checkpoint
+from mmengine.logging import print_log
+
+from mmkd.utils import load_state_dict
 
 ModelSpec = Union[str, dict, ConfigDict]
 
@@ -50,46 +54,33 @@ def build_model(spec: ModelSpec, default_scope: str) -> nn.Module:
         return ROOT_MODELS.build(model_cfg)
 
 
-def load_weights(model: nn.Module, filename: str, what: str = 'teacher') -> dict:
-    """Load ``filename`` into ``model`` strictly; errors name file and keys.
+def adopt_plain_student_state(distiller: nn.Module, state_dict: dict,
+                              prefix: str, *args) -> None:
+    """Load-state-dict pre-hook of the distillers: a plain student file.
 
-    Args:
-        model (nn.Module): The model to fill.
-        filename (str): Checkpoint path (loaded under mmkd's policy).
-        what (str): Name used in error messages. Defaults to ``'teacher'``.
-
-    Returns:
-        dict: The checkpoint's ``meta`` (empty if it has none).
+    mmengine's ``load_from`` loads non-strictly, so a plain mmdet / mmseg /
+    timm checkpoint (keys without ``student.``) would load nothing and only
+    warn. When no key starts with ``student.``, the file is taken as the
+    student's own: it is loaded into the student strictly (a mismatch is a
+    ValueError naming the keys) and its keys get the ``student.`` prefix, so
+    the distiller's load goes on with them. Distiller checkpoints (resume,
+    ``load_from`` of an mmkd run) are left as they are.
     """
-    ckpt = load_checkpoint(filename, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise TypeError(f'{what} checkpoint "{filename}" holds no state dict')
-    state = {(k[7:] if k.startswith('module.') else k): v
-             for k, v in state.items()}
-    # the model's own key adaptation (e.g. TimmClassifier accepts plain
-    # timm keys) before the comparison
-    for hook in model._load_state_dict_pre_hooks.values():
-        hook(state, '', {}, True, [], [], [])
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shape = sorted(k for k in set(own) & set(state)
-                   if own[k].shape != state[k].shape)
-    if missing or unexpected or shape:
-        def few(keys):
-            return ', '.join(keys[:5]) + (' ...' if len(keys) > 5 else '')
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} missing keys ({few(missing)})')
-        if unexpected:
-            parts.append(f'{len(unexpected)} unexpected keys '
-                         f'({few(unexpected)})')
-        if shape:
-            parts.append('shape mismatch ' + ', '.join(
-                f'{k}: model {tuple(own[k].shape)} vs file '
-                f'{tuple(state[k].shape)}' for k in shape[:5]))
-        raise ValueError(f'{what} checkpoint "{filename}" does not fit the '
-                         f'{what} model: ' + '; '.join(parts))
-    model.load_state_dict(state, strict=True)
-    return ckpt.get('meta', {}) or {}
+    if prefix or not state_dict or any(
+            k.startswith('student.') for k in state_dict):
+        return
+    student = distiller.student
+    print_log(
+        'the checkpoint loaded into the distiller (load_from / resume) has '
+        f'no "student." keys: loading it as a plain {type(student).__name__}'
+        ' checkpoint into the student (strict)', logger='current')
+    plain = OrderedDict(state_dict)
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        plain._metadata = metadata
+    load_state_dict(student, plain, 'load_from / resume', 'student')
+    for key in list(state_dict):
+        state_dict['student.' + key] = state_dict.pop(key)
+    if metadata is not None:  # module versions, for the distiller's load
+        for key in list(metadata):
+            metadata['student' + ('.' + key if key else '')] = metadata[key]

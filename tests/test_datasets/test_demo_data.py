@@ -114,7 +114,7 @@ def test_imagenet_demo_loads_with_imagenet_folder(demo_root):
                 dict(type='PackClsInputs')
             ]))
     assert ds.metainfo['classes'] == tuple(sorted(SHAPE_CLASSES))
-    assert len(ds) == 6  # 25 * 0.05 -> 1 per class, 6 classes
+    assert len(ds) == 30  # 100 * 0.05 -> 5 per class, 6 classes
     labels = []
     for i in range(len(ds)):
         item = ds[i]
@@ -124,7 +124,7 @@ def test_imagenet_demo_loads_with_imagenet_folder(demo_root):
         cls_dir = osp.basename(osp.dirname(item['data_samples'].img_path))
         assert ds.metainfo['classes'][label] == cls_dir
         labels.append(label)
-    assert sorted(labels) == list(range(6))
+    assert sorted(labels) == sorted(list(range(6)) * 5)
 
 
 def test_imagenet_meta_file_matches_folders(demo_root):

@@ -30,3 +30,21 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True))
+
+# Evaluation (tools/test.py on this config) with the teacher's own eval
+# transform, the one its published top-1 was measured with: crop_pct 0.9,
+# bicubic (timm's pretrained_cfg of
+# `beitv2_base_patch16_224.in1k_ft_in22k_in1k`); the students' recipe
+# evaluates at 0.95 bicubic. The distillers use only `model` from this
+# file: the teacher sees the student's training batch.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='mmkd.TimmEvalTransform',
+        input_size=224,
+        crop_pct=0.9,
+        interpolation='bicubic'),
+    dict(type='mmkd.PackClsInputs')
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -8,7 +8,9 @@
 #
 # Trained alone this is the A2 baseline; the published ResNet-18 numbers
 # (69.76 and the KD / DKD / DIST anchors) come from the classic 100-epoch
-# SGD recipe, not this one (configs/distill/cls/README.md).
+# SGD recipe, not this one: resnet18_sgd-100e_in1k.py and the
+# *_resnet34-to-resnet18_sgd-100e_in1k.py configs are that recipe
+# (configs/distill/cls/README.md lists each number's source).
 _base_ = './resnet50_a2_in1k.py'
 
 model = dict(model_name='resnet18')

@@ -33,4 +33,8 @@ model = dict(
         label_smoothing=0.0))
 # every 10 epochs: mmkd.StudentCheckpointHook (distillation configs) writes
 # a student file at every runner checkpoint and keeps them all
-default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
+# 2048 images per optimizer step on any GPU count: gradient accumulation
+# (configs/_base_/schedules/vanillakd_a2.py, "Batch")
+default_hooks = dict(
+    checkpoint=dict(interval=10, max_keep_ckpts=3),
+    effective_batch=dict(type='mmkd.EffectiveBatchHook', batch_size=2048))

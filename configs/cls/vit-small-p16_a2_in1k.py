@@ -29,4 +29,8 @@ model = dict(
         mixup_alpha=0.1,
         cutmix_alpha=1.0,
         label_smoothing=0.0))
-default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
+# 2048 images per optimizer step on any GPU count: gradient accumulation
+# (configs/_base_/schedules/vanillakd_a2.py, "Batch")
+default_hooks = dict(
+    checkpoint=dict(interval=10, max_keep_ckpts=3),
+    effective_batch=dict(type='mmkd.EffectiveBatchHook', batch_size=2048))

@@ -1,10 +1,12 @@
 """The COCO distillation configs of ``configs/distill/det``.
 
-Every file is parsed and checked against the pair it claims (student = its
-mmdet base config's model, teacher, distillation terms, KD+DS = KD + stages
-only). Building an R101 + R50 distiller on the CPU takes seconds, so one
-config per detector family is built: the KD+DS one, which holds every
-setting of its KD config plus the deep-supervision branches.
+Every file is parsed and checked against the pair it claims: the student is
+its mmdet base config's model, the teacher an mmdet config whose model-zoo
+weights (the URL of mmdet's own metafile for that config) the file names,
+KD+DS = KD + deep supervision only. One config per detector family is built
+(``teacher_ckpt=None``: tests download nothing) and runs one training step
+on two 64x64 images: the KD+DS one, which holds every setting of its KD
+config plus the deep-supervision branches.
 """
 import ast
 import functools
@@ -13,6 +15,8 @@ import importlib.util
 import os.path as osp
 
 import pytest
+import torch
+import yaml
 from mmengine.config import Config
 
 from helpers import ROOT
@@ -25,29 +29,22 @@ CONFIGS = sorted(osp.basename(f) for f in glob.glob(osp.join(CFG_DIR, '*.py')))
 PAIRS = {
     'kd_retinanet_r101-to-r50_fpn_2x_coco.py': (
         'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
-        'mmdet::retinanet/retinanet_r101_fpn_2x_coco.py',
-        dict(cls=('mmkd.SigmoidKDLoss', 1.0, 1.0)), False),
+        'mmdet::retinanet/retinanet_r101_fpn_2x_coco.py', {'cls'}, False),
     'kd_gfl_r101-to-r50_fpn_1x_coco.py': (
         'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
-        'mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py',
-        dict(cls=('mmkd.SigmoidKDLoss', 1.0, 1.0),
-             box=('mmkd.KDLoss', 10.0, 0.25)), False),
+        'mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py', {'cls', 'box'}, False),
     'kd_fcos_r101-to-r50-caffe_fpn_gn-head_1x_coco.py': (
         'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
-        'mmdet::fcos/fcos_r101-caffe_fpn_gn-head-1x_coco.py',
-        dict(cls=('mmkd.SigmoidKDLoss', 1.0, 1.0)), False),
+        'mmdet::fcos/fcos_r101-caffe_fpn_gn-head-1x_coco.py', {'cls'},
+        False),
     'kd_faster-rcnn_r101-to-r50_fpn_2x_coco.py': (
         'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
-        'mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
-        dict(cls=('mmkd.KDLoss', 1.0, 1.0)), True),
+        'mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py', {'cls'}, True),
     'kd_mask-rcnn_r101-to-r50_fpn_2x_coco.py': (
         'mmdet::mask_rcnn/mask-rcnn_r50_fpn_2x_coco.py',
-        'mmdet::mask_rcnn/mask-rcnn_r101_fpn_2x_coco.py',
-        dict(cls=('mmkd.KDLoss', 1.0, 1.0)), True),
+        'mmdet::mask_rcnn/mask-rcnn_r101_fpn_2x_coco.py', {'cls'}, True),
 }
 DS_STAGES = [1, 2]
-# ResNet outputs 0..3 (C2..C5): channels of the stages DS branches read
-RESNET_CHANNELS = [256, 512, 1024, 2048]
 
 
 def _kd_name(name: str) -> str:
@@ -95,6 +92,17 @@ def _mmdet_file(path: str) -> str:
         osp.dirname(spec.origin), '.mim', 'configs', path.split('::', 1)[1])
 
 
+@functools.lru_cache(maxsize=None)
+def _zoo_weights(path: str) -> str:
+    """The model-zoo URL mmdet's metafile lists for an ``mmdet::`` config."""
+    rel = 'configs/' + path.split('::', 1)[1]
+    metafile = osp.join(osp.dirname(_mmdet_file(path)), 'metafile.yml')
+    with open(metafile) as f:
+        models = yaml.safe_load(f)['Models']
+    (entry, ) = [m for m in models if m['Config'] == rel]
+    return entry['Weights']
+
+
 def test_every_pair_has_kd_and_kd_ds_configs():
     expected = set(PAIRS) | {n.replace('kd_', 'kd-ds_', 1) for n in PAIRS}
     assert set(CONFIGS) == expected, (
@@ -110,8 +118,6 @@ def test_config(name):
     assert cfg.default_scope == 'mmdet'
     assert 'mmkd' in cfg.custom_imports['imports']
     assert not cfg.custom_imports.get('allow_failed_imports', False)
-    assert dict(type='mmkd.StudentCheckpointHook') in [
-        dict(h) for h in cfg.custom_hooks]
     # the KD config inherits the student's mmdet config directly ...
     assert _base_of(_kd_name(name)) == student_base
     assert _strip_scope(model.student.to_dict()) == \
@@ -123,19 +129,24 @@ def test_config(name):
         assert _strip_scope(cfg[key]) == _strip_scope(base[key]), key
     assert model.teacher == teacher
     assert osp.isfile(_mmdet_file(teacher)), teacher
-    assert cfg.teacher_ckpt == model.teacher_ckpt
-    assert model.teacher_ckpt.startswith('checkpoints/')
-    assert model.teacher_ckpt.endswith('.pth')
-    assert set(model.distill) == set(distill)
-    for term, (loss, t, w) in distill.items():
-        assert model.distill[term] == dict(
-            type=loss, temperature=t, loss_weight=w), term
+    # the teacher's weights: mmdet's model zoo, by URL, for that config
+    assert cfg.teacher_ckpt == model.teacher_ckpt == _zoo_weights(teacher)
+    assert set(model.distill) == distill
+    # the exported student config must stay plain mmdet: mmkd hooks go to
+    # custom_hooks (dropped by the export), never to default_hooks
+    hooks = [h['type'] for h in cfg.custom_hooks]
+    assert 'mmkd.StudentCheckpointHook' in hooks
+    assert 'mmkd.RunInfoHook' in hooks
+    assert not any(str(h.get('type', '')).startswith('mmkd.')
+                   for h in cfg.default_hooks.values() if h)
+    # mmdet's schedule base batch stays: --auto-scale-lr works
+    assert cfg.auto_scale_lr == base.auto_scale_lr
     assert 'SyncBN' not in cfg.pretty_text
     assert 'find_unused_parameters' not in cfg
     if _is_ds(name):
         # KD+DS = the KD config + deep_supervision, nothing else
         assert _base_of(name) == './' + _kd_name(name)
-        assert model.deep_supervision == dict(stages=DS_STAGES)
+        assert model.deep_supervision.stages == DS_STAGES
         kd = _load(_kd_name(name))
         assert {k: v for k, v in model.items()
                 if k != 'deep_supervision'} == kd.model.to_dict()
@@ -144,45 +155,85 @@ def test_config(name):
         assert model.get('deep_supervision') is None
 
 
+def _batch(n=2, size=64):
+    """Two images with two boxes each (and their masks)."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(0)
+    inputs = torch.randn(n, 3, size, size, generator=g)
+    boxes = torch.tensor([[4.0, 6.0, 40.0, 44.0], [30., 20., 60., 62.]])
+    masks = torch.zeros(2, size, size, dtype=torch.uint8)
+    for m, (x0, y0, x1, y1) in zip(masks, boxes.int().tolist()):
+        m[y0:y1, x0:x1] = 1
+    samples = []
+    for _ in range(n):
+        sample = DetDataSample(
+            metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
+                          batch_input_shape=(size, size),
+                          scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(
+            bboxes=boxes.clone(), labels=torch.tensor([1, 4]),
+            masks=BitmapMasks(masks.numpy(), size, size))
+        samples.append(sample)
+    return inputs, samples
+
+
 @pytest.mark.parametrize('name', [n for n in CONFIGS if _is_ds(n)])
-def test_build(name):
-    """Build the distiller as the runner would (without teacher weights)."""
+def test_build_and_one_loss_step(name):
+    """Build the distiller as the runner would (without teacher weights),
+    check the resolved pair, then one loss step: the student's task losses,
+    every KD term on every level and the DS branches' terms are there,
+    finite, and train the student and the branches, not the teacher."""
     from mmengine.registry import MODELS, DefaultScope
     from mmengine.utils import import_modules_from_strings
 
     cfg = _load(name)
-    _, _, distill, two_stage = PAIRS[_kd_name(name)]
+    student_base, teacher_cfg, distill, two_stage = PAIRS[_kd_name(name)]
     import_modules_from_strings(**cfg.custom_imports)
     model_cfg = cfg.model.copy()
     model_cfg.teacher_ckpt = None
+    if two_stage:  # fewer RoIs per image: the step's cost, not its wiring
+        model_cfg.student.train_cfg.rpn_proposal.max_per_img = 64
+        model_cfg.student.train_cfg.rcnn.sampler.num = 32
+    torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(model_cfg)
 
     from mmkd.models import DetectionDistiller
     assert isinstance(model, DetectionDistiller)
     assert model.two_stage is two_stage
-    assert model.student.backbone.depth == 50
-    assert model.teacher.backbone.depth == 101
+    # the published pair: the resolved student / teacher are the mmdet
+    # configs' backbones
+    for net, path in ((model.student, student_base),
+                      (model.teacher, teacher_cfg)):
+        assert net.backbone.depth == _mmdet_model(path)['backbone']['depth']
     assert not any(k.startswith('teacher') for k in model.state_dict())
-    # the same normalisation on both sides: no re-normalisation
-    assert model._renorm is None
-    assert set(model.kd_losses) == set(distill)
-    for term, (loss, t, w) in distill.items():
-        built = model.kd_losses[term]
-        assert type(built).__name__ == loss.split('.', 1)[1]
-        assert (built.temperature, built.loss_weight) == (t, w), term
-        assert model.kd_levels[term] is None  # all levels
+    assert model._renorm is None  # the same normalisation on both sides
+    assert set(model.kd_losses) == distill
     assert model.ds_stages == DS_STAGES
     assert len(model.ds_branches) == len(DS_STAGES)
-    for stage, branch in zip(DS_STAGES, model.ds_branches):
-        assert branch['neck'].lateral.conv.in_channels == \
-            RESNET_CHANNELS[stage]
-        head = type(branch['head']).__name__
-        if two_stage:
-            assert head == type(model.student.roi_head.bbox_head).__name__
-            assert not branch['head'].with_reg
-            assert 'roi_extractor' in branch
-        else:
-            assert head == type(model.student.bbox_head).__name__
-        assert all(p.requires_grad for p in branch.parameters())
     assert all(not p.requires_grad for p in model.teacher.parameters())
+
+    model.train()
+    losses = model.loss(*_batch())
+    names = set(losses)
+    for term in distill:
+        assert any(k.startswith(f'loss_kd_{term}') for k in names), term
+    for i in range(len(DS_STAGES)):
+        assert any(k.startswith(f'ds{i}.loss_kd') for k in names), i
+    total = 0.
+    for key, value in losses.items():
+        if 'loss' not in key:
+            continue
+        value = sum(value) if isinstance(value, (list, tuple)) else value
+        assert torch.isfinite(value), key
+        total = total + value
+    total.backward()
+    grads = [p.grad for p in model.student.backbone.parameters()
+             if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    for branch in model.ds_branches:
+        assert any(p.grad is not None and p.grad.abs().sum() > 0
+                   for p in branch.parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())

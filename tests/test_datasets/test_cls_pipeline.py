@@ -169,27 +169,54 @@ def test_repeat_aug_sampler_whole_repeated_list():
 
 
 def test_repeat_aug_sampler_seed_epoch_and_registry():
+    """Several processes: timm's order for the epoch seed + epoch."""
     data = list(range(40))
     s = DATA_SAMPLERS.build(
         dict(type='mmkd.RepeatAugSampler', num_repeats=3, shuffle=True),
-        default_args=dict(dataset=data, seed=5))
-    assert (s.rank, s.num_replicas, s.seed) == (0, 1, 5)  # get_dist_info
+        default_args=dict(dataset=data, seed=5, num_replicas=2, rank=1))
+    assert (s.rank, s.num_replicas, s.seed) == (1, 2, 5)
     first = list(s)
-    assert list(s) == first and len(first) == len(s) == 40
+    assert list(s) == first and len(first) == len(s) == 20
     s.set_epoch(2)
     second = list(s)
     assert second != first and s.epoch == 2
-    # timm's order for epoch seed + epoch
-    timm_s = TimmRepeatAugSampler(data, num_replicas=1, rank=0)
+    timm_s = TimmRepeatAugSampler(data, num_replicas=2, rank=1)
     timm_s.set_epoch(5 + 2)
     assert second == list(timm_s)
-    other = RepeatAugSampler(data, seed=6, num_replicas=1, rank=0)
+    other = RepeatAugSampler(data, seed=6, num_replicas=2, rank=1)
     assert list(other) != first
-    ordered = RepeatAugSampler(data, shuffle=False, num_replicas=1, rank=0)
-    assert list(ordered)[:9] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    ordered = RepeatAugSampler(data, shuffle=False, num_replicas=2, rank=0)
+    assert list(ordered)[:6] == [0, 0, 1, 2, 2, 3]
+    assert 'dealt to 2 processes' in s.describe()
     with pytest.raises(ValueError, match='rank 2 is outside a world of '
                        'size 2'):
         RepeatAugSampler(data, num_replicas=2, rank=2)
+
+
+def test_repeat_aug_sampler_one_process_shuffles_each_image_once():
+    """timm refuses repeated augmentation outside distributed training (the
+    copies would share a batch and an epoch would see a third of the
+    images); in one process the sampler switches repeats off: every index
+    once per epoch, in mmengine's DefaultSampler(shuffle=True) order."""
+    from mmengine.dataset import DefaultSampler
+    data = list(range(40))
+    s = DATA_SAMPLERS.build(
+        dict(type='mmkd.RepeatAugSampler', num_repeats=3, shuffle=True),
+        default_args=dict(dataset=data, seed=5))  # world from get_dist_info
+    assert (s.rank, s.num_replicas, s.num_repeats) == (0, 1, 3)
+    ref = DefaultSampler(data, shuffle=True, seed=5)
+    for epoch in (0, 3):
+        s.set_epoch(epoch)
+        ref.set_epoch(epoch)
+        order = list(s)
+        assert sorted(order) == data and len(s) == len(data)
+        assert order == list(ref) and order != data
+    assert list(RepeatAugSampler(data, shuffle=False, seed=0)) == data
+    assert 'one process, repeats off' in s.describe()
+    # timm's sampler in one process: 3 copies side by side, 1/3 of the data
+    timm_one = list(TimmRepeatAugSampler(data, num_replicas=1, rank=0))
+    assert timm_one[:3] == [timm_one[0]] * 3
+    assert len(set(timm_one)) < len(data)
 
 
 # ------------------------------------------------------------ configs

@@ -12,13 +12,30 @@ def test_dist_train_two_ranks_agree(demo_root, tmp_path):
     cfg.write_text(f"_base_ = '{DET_CONFIG}'\n"
                    "custom_imports = dict(imports=['mmkd', "
                    "'helpers.rank_dump'], allow_failed_imports=False)\n"
-                   "custom_hooks = [dict(type='RankParamsDumpHook')]\n")
+                   "custom_hooks = [dict(type='RankParamsDumpHook'), "
+                   "dict(type='mmkd.RunInfoHook')]\n")
     work = tmp_path / 'work'
     res = run_tool(
-        'dist_train.sh', cfg, 2, '--work-dir', work, '--cfg-options',
-        *det_options(demo_root, iters=3),
+        'dist_train.sh', cfg, 2, '--work-dir', work, '--auto-scale-lr',
+        '--cfg-options', *det_options(demo_root, iters=3),
         env=dict(PYTHONPATH=f'{ROOT}:{ROOT}/tests', PORT='29571'))
-    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    # mmkd.RunInfoHook: 2 processes x 2 images, lr scaled linearly by
+    # mmengine from the config's base batch
+    from mmengine.config import Config
+    demo = Config.fromfile(DET_CONFIG)
+    base = demo.auto_scale_lr.base_batch_size
+    lr = demo.optim_wrapper.optimizer.lr * 4 / base
+    assert ('[mmkd] batch: 2 process(es) x 2 images x 1 accumulation '
+            'step(s) = 4 images per optimizer step') in out
+    assert (f'[mmkd] lr: {lr:.6g} before the schedule (auto-scaled '
+            f'(mmengine, linear) from base batch {base} to 4)') in out
+    # the demo's endless sampler, read through mmdet's batch sampler
+    assert ('[mmkd] sampler: InfiniteSampler (shuffle=True): endless passes '
+            'over') in out
+    assert ('each process taking 1/2 of every pass, batched by '
+            'AspectRatioBatchSampler') in out
     ranks = [
         torch.load(osp.join(work, f'params_rank{r}.pth'), weights_only=True)
         for r in (0, 1)

@@ -11,7 +11,10 @@
 # torchvision); with a flat val/ set val_dataloader.dataset.metainfo to
 # dict(classes=<the 1000 names in label order>).
 #
-# Batch size is per GPU: the recipes assume 8 GPUs x 256 = 2048.
+# Batch size is per GPU: the recipes assume 8 GPUs x 256 = 2048 and keep
+# 2048 per optimizer step on fewer GPUs by gradient accumulation
+# (mmkd.EffectiveBatchHook in configs/cls/*_a{1,2}_in1k.py). In one process
+# mmkd.RepeatAugSampler switches repetition off (timm refuses it there).
 
 data_root = 'data/imagenet/'
 train_pipeline = [

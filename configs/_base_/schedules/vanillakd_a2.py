@@ -22,17 +22,23 @@
 # - cosine: down to --min-lr, 1e-6 (train-kd.py's default, not overridden;
 #   timm 1.0.31's default would be 0): eta_min = 1e-6, absolute, so that
 #   --auto-scale-lr leaves it as timm would.
-# - two differences, both small: timm steps the lr once per epoch
-#   (t_in_epochs=True), here it changes every iteration
-#   (convert_to_iter_based=True); and timm's cosine runs over all 300 epochs
-#   with the warm-up written over its first 5 (warmup_prefix=False), here it
-#   runs over the 295 epochs after the warm-up (mmengine's CosineAnnealingLR
-#   cannot start mid-phase): at most 1.5 % of the peak lr apart (0.8 % in
-#   A1).
+# - two differences: timm steps the lr once per epoch (t_in_epochs=True),
+#   here it changes every iteration (convert_to_iter_based=True); and timm's
+#   cosine runs over all 300 epochs with the warm-up written over its first
+#   5 (warmup_prefix=False), here it runs over the 295 epochs after the
+#   warm-up (mmengine's CosineAnnealingLR cannot start mid-phase). After the
+#   warm-up the two are at most 1.5 % of the peak lr apart (0.8 % in A1).
+#   During the 5 warm-up epochs they agree at each epoch's start, but within
+#   an epoch the per-iteration ramp runs ahead of timm's per-epoch staircase
+#   by up to one epoch's step, 1/5 = 20 % of the peak lr.
 # - no cool-down epochs (--cooldown-epochs 0), no EMA (--model-ema is off).
 #
-# lr 5e-3 is for 8 GPUs x 256 images; with another total batch pass
-# --auto-scale-lr to tools/train.py (linear scaling from 2048).
+# Batch: lr 5e-3 is for 2048 images per optimizer step (8 GPUs x 256). The
+# recipe configs keep 2048 on any GPU count with gradient accumulation
+# (mmkd.EffectiveBatchHook in configs/cls/*_a{1,2}_in1k.py: 1 GPU x 256 x 8
+# steps, 2 x 256 x 4, 8 x 256 x 1), so the lr is never rescaled and
+# --auto-scale-lr is refused where accumulation is on (mmengine would scale
+# linearly, while timm scales LAMB / Adam-family lrs by the square root).
 max_epochs = 300
 warmup_epochs = 5
 base_lr = 5e-3

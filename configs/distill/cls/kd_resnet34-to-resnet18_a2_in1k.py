@@ -10,7 +10,8 @@
 #
 # teacher_ckpt: timm's released ResNet-34 weights (`resnet34.tv_in1k`,
 # torchvision's, 73.31 top-1: the teacher of the published KD / DKD / DIST
-# numbers) saved as a local file under checkpoints/ (README.md in this
+# numbers, which belong to the *_sgd-100e_in1k.py configs, not to this A2
+# one) saved as a local file under checkpoints/ (README.md in this
 # folder shows how; nothing is downloaded), or pass
 # --cfg-options model.teacher_ckpt=PATH.
 _base_ = '../../cls/resnet18_a2_in1k.py'

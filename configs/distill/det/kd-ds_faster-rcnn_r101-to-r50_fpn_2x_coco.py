@@ -6,7 +6,7 @@
 #
 # teacher_ckpt: as the KD config,
 # faster_rcnn_r101_fpn_2x_coco_bbox_mAP-0.398_20200504_210455-1d2dac9c.pth
-# (mmdet model zoo, box AP 39.8) under checkpoints/.
+# (mmdet model zoo, box AP 39.8), by URL.
 _base_ = './kd_faster-rcnn_r101-to-r50_fpn_2x_coco.py'
 
 # Light auxiliary branches (mode='light', the default): a 64-channel pyramid

@@ -5,7 +5,7 @@
 #
 # teacher_ckpt: as the KD config,
 # fcos_r101_caffe_fpn_gn-head_1x_coco-0e37b982.pth (mmdet model zoo, box AP
-# 39.1) under checkpoints/.
+# 39.1), by URL.
 _base_ = './kd_fcos_r101-to-r50-caffe_fpn_gn-head_1x_coco.py'
 
 # Light auxiliary branches (mode='light', the default): a 64-channel pyramid

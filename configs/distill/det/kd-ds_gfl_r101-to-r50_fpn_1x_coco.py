@@ -5,7 +5,7 @@
 #
 # teacher_ckpt: as the KD config,
 # gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth (mmdet model zoo,
-# gfl_r101_fpn_ms-2x_coco, box AP 44.7) under checkpoints/.
+# gfl_r101_fpn_ms-2x_coco, box AP 44.7), by URL.
 _base_ = './kd_gfl_r101-to-r50_fpn_1x_coco.py'
 
 # Light auxiliary branches (mode='light', the default): a 64-channel pyramid

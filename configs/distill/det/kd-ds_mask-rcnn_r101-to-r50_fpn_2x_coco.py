@@ -6,7 +6,7 @@
 #
 # teacher_ckpt: as the KD config,
 # mask_rcnn_r101_fpn_2x_coco_bbox_mAP-0.408__segm_mAP-0.366_20200505_071027-14b391c7.pth
-# (mmdet model zoo, box AP 40.8) under checkpoints/.
+# (mmdet model zoo, box AP 40.8), by URL.
 _base_ = './kd_mask-rcnn_r101-to-r50_fpn_2x_coco.py'
 
 # Light auxiliary branches (mode='light', the default): a 64-channel pyramid

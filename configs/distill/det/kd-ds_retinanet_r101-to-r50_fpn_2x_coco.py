@@ -5,7 +5,7 @@
 #
 # teacher_ckpt: as the KD config,
 # retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth (mmdet model zoo, box AP
-# 38.9) under checkpoints/.
+# 38.9), by URL.
 _base_ = './kd_retinanet_r101-to-r50_fpn_2x_coco.py'
 
 # Light auxiliary branches (mode='light', the default): a 64-channel pyramid

@@ -7,12 +7,12 @@
 # teacher_ckpt: mmdet's model-zoo weights of faster-rcnn_r101_fpn_2x_coco
 # (box AP 39.8), file
 # faster_rcnn_r101_fpn_2x_coco_bbox_mAP-0.398_20200504_210455-1d2dac9c.pth,
-# saved under checkpoints/ (or pass --cfg-options model.teacher_ckpt=PATH).
+# downloaded once by URL into torch hub's cache
+# (or pass --cfg-options model.teacher_ckpt=PATH for a local file).
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
-teacher_ckpt = ('checkpoints/faster_rcnn_r101_fpn_2x_coco_'
-                'bbox_mAP-0.398_20200504_210455-1d2dac9c.pth')
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/faster_rcnn/faster_rcnn_r101_fpn_2x_coco/faster_rcnn_r101_fpn_2x_coco_bbox_mAP-0.398_20200504_210455-1d2dac9c.pth'  # noqa: E501
 model = dict(
     _delete_=True,
     type='mmkd.DetectionDistiller',
@@ -24,4 +24,8 @@ model = dict(
     # the scale of the RoI cross-entropy it sits beside.
     distill=dict(
         cls=dict(type='mmkd.KDLoss', temperature=1.0, loss_weight=1.0)))
-custom_hooks = [dict(type='mmkd.StudentCheckpointHook')]
+custom_hooks = [
+    dict(type='mmkd.StudentCheckpointHook'),
+    # logs processes x batch, the lr after --auto-scale-lr and the sampler
+    dict(type='mmkd.RunInfoHook')
+]

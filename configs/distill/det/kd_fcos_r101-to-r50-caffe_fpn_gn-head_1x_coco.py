@@ -7,12 +7,13 @@
 #
 # teacher_ckpt: mmdet's model-zoo weights of
 # fcos_r101-caffe_fpn_gn-head-1x_coco (box AP 39.1), file
-# fcos_r101_caffe_fpn_gn-head_1x_coco-0e37b982.pth, saved under checkpoints/
-# (or pass --cfg-options model.teacher_ckpt=PATH).
+# fcos_r101_caffe_fpn_gn-head_1x_coco-0e37b982.pth,
+# downloaded once by URL into torch hub's cache
+# # (or pass --cfg-options model.teacher_ckpt=PATH for a local file).
 _base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
-teacher_ckpt = 'checkpoints/fcos_r101_caffe_fpn_gn-head_1x_coco-0e37b982.pth'
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/fcos/fcos_r101_caffe_fpn_gn-head_1x_coco/fcos_r101_caffe_fpn_gn-head_1x_coco-0e37b982.pth'  # noqa: E501
 model = dict(
     _delete_=True,
     type='mmkd.DetectionDistiller',
@@ -24,4 +25,8 @@ model = dict(
     distill=dict(
         cls=dict(type='mmkd.SigmoidKDLoss', temperature=1.0,
                  loss_weight=1.0)))
-custom_hooks = [dict(type='mmkd.StudentCheckpointHook')]
+custom_hooks = [
+    dict(type='mmkd.StudentCheckpointHook'),
+    # logs processes x batch, the lr after --auto-scale-lr and the sampler
+    dict(type='mmkd.RunInfoHook')
+]

@@ -5,11 +5,12 @@
 #
 # teacher_ckpt: mmdet's model-zoo weights of retinanet_r101_fpn_2x_coco
 # (box AP 38.9), file retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth,
-# saved under checkpoints/ (or pass --cfg-options model.teacher_ckpt=PATH).
+# downloaded once by URL into torch hub's cache
+# (or pass --cfg-options model.teacher_ckpt=PATH for a local file).
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
-teacher_ckpt = 'checkpoints/retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth'
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r101_fpn_2x_coco/retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth'  # noqa: E501
 model = dict(
     _delete_=True,
     type='mmkd.DetectionDistiller',
@@ -23,4 +24,8 @@ model = dict(
     distill=dict(
         cls=dict(type='mmkd.SigmoidKDLoss', temperature=1.0,
                  loss_weight=1.0)))
-custom_hooks = [dict(type='mmkd.StudentCheckpointHook')]
+custom_hooks = [
+    dict(type='mmkd.StudentCheckpointHook'),
+    # logs processes x batch, the lr after --auto-scale-lr and the sampler
+    dict(type='mmkd.RunInfoHook')
+]

@@ -11,7 +11,7 @@
 #
 # teacher_ckpt: as the KD config,
 # pspnet_r101-d8_512x512_160k_ade20k_20200615_100650-967c316f.pth (mmseg
-# model zoo, mIoU 44.39) under checkpoints/.
+# model zoo, mIoU 44.39), by URL.
 _base_ = './kd_pspnet_r101-d8-to-r18-d8_4xb4-80k_ade20k-512x512.py'
 
 model = dict(

@@ -8,7 +8,7 @@
 #
 # teacher_ckpt: as the KD config,
 # segformer_mit-b2_512x512_160k_ade20k_20210726_112103-cbd414ac.pth (mmseg
-# model zoo, mIoU 45.58) under checkpoints/.
+# model zoo, mIoU 45.58), by URL.
 _base_ = './kd_segformer_mit-b2-to-mit-b0_8xb2-160k_ade20k-512x512.py'
 
 model = dict(

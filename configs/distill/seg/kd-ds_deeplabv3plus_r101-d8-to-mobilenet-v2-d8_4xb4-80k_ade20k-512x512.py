@@ -10,7 +10,7 @@
 #
 # teacher_ckpt: as the KD config,
 # deeplabv3plus_r101-d8_512x512_80k_ade20k_20200615_014139-d5730af7.pth
-# (mmseg model zoo, mIoU 44.6) under checkpoints/.
+# (mmseg model zoo, mIoU 44.6), by URL.
 _base_ = './kd_deeplabv3plus_r101-d8-to-mobilenet-v2-d8_4xb4-80k_ade20k-512x512.py'  # noqa: E501
 
 # Light auxiliary heads (mode='light', the default): one 3x3 conv of 64

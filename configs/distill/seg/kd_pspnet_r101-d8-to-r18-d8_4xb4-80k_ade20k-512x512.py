@@ -8,15 +8,16 @@
 #
 # teacher_ckpt: mmseg's model-zoo weights of pspnet_r101-d8_4xb4-160k_ade20k
 # (mIoU 44.39, the teacher of the published CWD numbers on ADE20K), file
-# pspnet_r101-d8_512x512_160k_ade20k_20200615_100650-967c316f.pth, saved
-# under checkpoints/ (or pass --cfg-options model.teacher_ckpt=PATH). The
+# pspnet_r101-d8_512x512_160k_ade20k_20200615_100650-967c316f.pth,
+# downloaded once by URL into torch hub's cache
+# (or pass --cfg-options model.teacher_ckpt=PATH for a local file). The
 # 160k and 80k R101 configs build the same model; the 80k weights,
 # pspnet_r101-d8_512x512_80k_ade20k_20200614_031423-b6e782f0.pth (43.57),
 # load into it as well.
 _base_ = './pspnet_r18-d8_4xb4-80k_ade20k-512x512.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
-teacher_ckpt = 'checkpoints/pspnet_r101-d8_512x512_160k_ade20k_20200615_100650-967c316f.pth'  # noqa: E501
+teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/pspnet/pspnet_r101-d8_512x512_160k_ade20k/pspnet_r101-d8_512x512_160k_ade20k_20200615_100650-967c316f.pth'  # noqa: E501
 model = dict(
     _delete_=True,
     type='mmkd.SegmentationDistiller',
@@ -28,4 +29,8 @@ model = dict(
     distill=dict(
         logits=dict(type='mmkd.PixelKDLoss', temperature=1.0,
                     loss_weight=1.0)))
-custom_hooks = [dict(type='mmkd.StudentCheckpointHook')]
+custom_hooks = [
+    dict(type='mmkd.StudentCheckpointHook'),
+    # logs processes x batch, the lr after --auto-scale-lr and the sampler
+    dict(type='mmkd.RunInfoHook')
+]

@@ -18,12 +18,13 @@
 #
 # teacher_ckpt: mmseg's model-zoo weights of
 # segformer_mit-b2_8xb2-160k_ade20k-512x512 (mIoU 45.58), file
-# segformer_mit-b2_512x512_160k_ade20k_20210726_112103-cbd414ac.pth, saved
-# under checkpoints/ (or pass --cfg-options model.teacher_ckpt=PATH).
+# segformer_mit-b2_512x512_160k_ade20k_20210726_112103-cbd414ac.pth,
+# downloaded once by URL into torch hub's cache
+# (or pass --cfg-options model.teacher_ckpt=PATH for a local file).
 _base_ = 'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
-teacher_ckpt = 'checkpoints/segformer_mit-b2_512x512_160k_ade20k_20210726_112103-cbd414ac.pth'  # noqa: E501
+teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/segformer/segformer_mit-b2_512x512_160k_ade20k/segformer_mit-b2_512x512_160k_ade20k_20210726_112103-cbd414ac.pth'  # noqa: E501
 model = dict(
     _delete_=True,
     type='mmkd.SegmentationDistiller',
@@ -35,4 +36,13 @@ model = dict(
     distill=dict(
         logits=dict(type='mmkd.PixelKDLoss', temperature=1.0,
                     loss_weight=1.0)))
-custom_hooks = [dict(type='mmkd.StudentCheckpointHook')]
+custom_hooks = [
+    dict(type='mmkd.StudentCheckpointHook'),
+    # logs processes x batch, the lr after --auto-scale-lr and the sampler
+    dict(type='mmkd.RunInfoHook')
+]
+# --auto-scale-lr (tools/train.py): the schedule's batch is 8 GPUs x 2
+# images = 16, mmseg's convention for base_batch_size (e.g. its
+# mask2former_r50_8xb2-160k_ade20k-512x512.py: 16; mmseg's PSPNet /
+# DeepLabV3+ / SegFormer ADE20K configs set none, so the flag failed here).
+auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -11,3 +11,8 @@ model = dict(
     backbone=dict(depth=18),
     decode_head=dict(in_channels=512, channels=128),
     auxiliary_head=dict(in_channels=256, channels=64))
+# --auto-scale-lr (tools/train.py): the schedule's batch is 4 GPUs x 4
+# images = 16, mmseg's convention for base_batch_size (e.g. its
+# mask2former_r50_8xb2-160k_ade20k-512x512.py: 16; mmseg's PSPNet /
+# DeepLabV3+ / SegFormer ADE20K configs set none, so the flag failed here).
+auto_scale_lr = dict(enable=False, base_batch_size=16)

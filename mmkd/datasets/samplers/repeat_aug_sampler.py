@@ -3,7 +3,9 @@
 import math
 from typing import Optional, Sized, Union
 
+import torch
 from mmengine.dist import get_dist_info, sync_random_seed
+from mmengine.logging import print_log
 from timm.data.distributed_sampler import \
     RepeatAugSampler as TimmRepeatAugSampler
 
@@ -24,6 +26,14 @@ class RepeatAugSampler(TimmRepeatAugSampler):
     ``selected_round`` for datasets at least that large), so an epoch still
     costs one pass over the dataset's worth of samples; ``selected_round=0,
     selected_ratio=world_size / num_repeats`` keeps the whole repeated list.
+
+    **One process.** timm refuses repeated augmentation outside distributed
+    training: in one process the copies of an image would sit side by side
+    in one batch and an epoch would see only ``1 / num_repeats`` of the
+    images. Here a world size of 1 switches the repetition off (logged):
+    each epoch is one seeded shuffle of the whole dataset, every image once,
+    as timm trains without ``--aug-repeats`` (mmengine's ``DefaultSampler``
+    with ``shuffle=True`` gives the same set per epoch).
 
     Rank and world size come from :func:`mmengine.dist.get_dist_info`
     unless given. ``seed`` is honoured: timm seeds its permutation with the
@@ -79,8 +89,42 @@ class RepeatAugSampler(TimmRepeatAugSampler):
             selected_round=selected_round,
             selected_ratio=selected_ratio)
         self.seed = sync_random_seed() if seed is None else seed
+        if self.num_replicas == 1 and self.num_repeats != 1:
+            print_log(
+                f'RepeatAugSampler: one process, so repeated augmentation '
+                f'(num_repeats={num_repeats}) is off: each epoch shuffles '
+                f'the {len(dataset)} images once (timm refuses repeats '
+                'outside distributed training)',
+                logger='current')
+
+    @property
+    def repeats_on(self) -> bool:
+        """Whether the copies of an image are dealt to several processes."""
+        return self.num_replicas > 1
+
+    def __len__(self) -> int:
+        if not self.repeats_on:
+            return len(self.dataset)
+        return super().__len__()
+
+    def describe(self) -> str:
+        """One line on what an epoch yields on this process."""
+        if not self.repeats_on:
+            return (f'RepeatAugSampler: one process, repeats off: '
+                    f'{len(self)} of {len(self.dataset)} samples per epoch, '
+                    f'each once (shuffle={self.shuffle})')
+        return (f'RepeatAugSampler: {self.num_repeats} copies of each image '
+                f'dealt to {self.num_replicas} processes; {len(self)} of '
+                f'{len(self.dataset)} samples per process per epoch')
 
     def __iter__(self):
+        if not self.repeats_on:
+            if not self.shuffle:
+                return iter(range(len(self.dataset)))
+            g = torch.Generator()
+            g.manual_seed(self.seed + self.epoch)
+            order = torch.randperm(len(self.dataset), generator=g)
+            return iter(order.tolist())
         # timm's __iter__ builds the whole index list from
         # torch.Generator().manual_seed(self.epoch) before returning; run it
         # with the seeded epoch and restore the true one

@@ -50,10 +50,10 @@ TASKS = dict(
         distill='fcn_r18-w32-to-w16_kd-ds_demo-ade.py',
         arms=('baseline', 'kd-ds')),
     classification=dict(
-        title='classification: ResNet-18-w32 -> w16, demo ImageNet set',
-        teacher='resnet18-w32_demo-in1k.py',
-        student='resnet18-w16_demo-in1k.py',
-        distill='resnet18-w32-to-w16_kd-ds_demo-in1k.py',
+        title='classification: ResNet-18-w64 -> w8, demo ImageNet set',
+        teacher='resnet18-w64_demo-in1k.py',
+        student='resnet18-w8_demo-in1k.py',
+        distill='resnet18-w64-to-w8_kd-ds_demo-in1k.py',
         arms=('baseline', 'kd', 'kd-ds')),
 )
 

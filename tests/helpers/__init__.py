@@ -8,7 +8,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIG = osp.join(ROOT,
                       'configs/demo/retinanet_r18-w16_fpn_demo-coco.py')
 SEG_CONFIG = osp.join(ROOT, 'configs/demo/fcn_r18-w16-d8_demo-ade.py')
-CLS_CONFIG = osp.join(ROOT, 'configs/demo/resnet18-w16_demo-in1k.py')
+CLS_CONFIG = osp.join(ROOT, 'configs/demo/resnet18-w8_demo-in1k.py')
 
 
 def _runtime_options(iters: int) -> list:

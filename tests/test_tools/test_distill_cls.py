@@ -9,8 +9,8 @@ import torch
 from helpers import ROOT, cls_options, run_tool
 
 KD_DS_CONFIG = osp.join(ROOT,
-                        'configs/demo/resnet18-w32-to-w16_kd-ds_demo-in1k.py')
-TEACHER_CONFIG = osp.join(ROOT, 'configs/demo/resnet18-w32_demo-in1k.py')
+                        'configs/demo/resnet18-w64-to-w8_kd-ds_demo-in1k.py')
+TEACHER_CONFIG = osp.join(ROOT, 'configs/demo/resnet18-w64_demo-in1k.py')
 
 
 def test_kd_ds_distillation_and_plain_timm_export(demo_root, tmp_path):
@@ -42,8 +42,8 @@ def test_kd_ds_distillation_and_plain_timm_export(demo_root, tmp_path):
 import sys, timm, torch
 state = torch.load({str(work / 'student_final.pth')!r}, map_location='cpu',
                    weights_only=True)['state_dict']
-model = timm.create_model('resnet18', num_classes=6, stem_width=16,
-                          channels=(16, 32, 64, 128))
+model = timm.create_model('resnet18', num_classes=6, stem_width=8,
+                          channels=(8, 16, 32, 64))
 model.load_state_dict(state, strict=True)
 assert 'mmkd' not in sys.modules
 torch.manual_seed(0)

@@ -11,10 +11,10 @@ import pytest
 from helpers import ROOT, cls_options, run_tool
 
 DEMO = osp.join(ROOT, 'configs/demo')
-TEACHER = osp.join(DEMO, 'resnet18-w32_demo-in1k.py')
-STUDENT = osp.join(DEMO, 'resnet18-w16_demo-in1k.py')
-KD_DS = osp.join(DEMO, 'resnet18-w32-to-w16_kd-ds_demo-in1k.py')
-KD_ONLY = osp.join(DEMO, 'resnet18-w32-to-w16_kd_demo-in1k.py')
+TEACHER = osp.join(DEMO, 'resnet18-w64_demo-in1k.py')
+STUDENT = osp.join(DEMO, 'resnet18-w8_demo-in1k.py')
+KD_DS = osp.join(DEMO, 'resnet18-w64-to-w8_kd-ds_demo-in1k.py')
+KD_ONLY = osp.join(DEMO, 'resnet18-w64-to-w8_kd_demo-in1k.py')
 SEG_KD_DS = osp.join(DEMO, 'fcn_r18-w32-to-w16_kd-ds_demo-ade.py')
 DET_KD_DS = osp.join(DEMO, 'retinanet_r18-w32-to-w16_kd-ds_demo-coco.py')
 
@@ -91,7 +91,7 @@ def test_two_arm_two_seed_study(demo_root, tmp_path):
     teachers = osp.join(work, 'teachers')
     import os
     (entry, ) = os.listdir(teachers)
-    assert entry.startswith('resnet18-w32_demo-in1k-')
+    assert entry.startswith('resnet18-w64_demo-in1k-')
     with open(osp.join(teachers, entry, 'train.log')) as f:
         assert sum(line.startswith('$ ') for line in f) == 1
 

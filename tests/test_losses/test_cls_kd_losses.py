@@ -1,5 +1,5 @@
 """Classification KD losses (KD, BKD, DKD, DIST) against values computed by
-hand from the formulas (DESIGN.md section 1), with plain torch ops."""
+hand from the formulas (docs/method.md), with plain torch ops."""
 import math
 
 import pytest

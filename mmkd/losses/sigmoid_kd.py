@@ -76,7 +76,7 @@ class _SigmoidKDSum(torch.autograd.Function):
 
 def _check(student: torch.Tensor, teacher: torch.Tensor,
            channels: Optional[int],
-           weight: Optional[torch.Tensor]) -> Tuple[torch.Tensor, int]:
+           weight: Optional[torch.Tensor]) -> Tuple[int, int]:
     """Validate the shapes; return the class dim of the class-split view
     (see :func:`_per_location`) and the number of locations."""
     if student.shape != teacher.shape:

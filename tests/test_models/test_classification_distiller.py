@@ -35,7 +35,8 @@ def batch(n=4, size=32, num_classes=6):
 def test_teacher_sees_the_same_mixed_batch():
     teacher_cfg = tiny_classifier(width=8, mean=(127.5, ) * 3,
                                   std=(127.5, ) * 3)  # BEiT-style
-    model = build(teacher=teacher_cfg, teacher_input_size=48)
+    model = build(teacher=teacher_cfg, teacher_input_size=48,
+                  teacher_precision='fp32')
     seen = []
     model.teacher.model.register_forward_hook(
         lambda m, args, out: seen.append(args[0].detach().clone()))
@@ -119,7 +120,8 @@ def test_teacher_checkpoint_in_plain_timm_keys(tmp_path):
         trained = MODELS.build(teacher_cfg)
     torch.nn.init.normal_(trained.model.fc.weight)
     torch.save(trained.model.state_dict(), tmp_path / 'timm.pth')  # no prefix
-    model = build(teacher=teacher_cfg, teacher_ckpt=str(tmp_path / 'timm.pth'))
+    model = build(teacher=teacher_cfg, teacher_ckpt=str(tmp_path / 'timm.pth'),
+                  teacher_precision='fp32')
     assert torch.equal(model.teacher.model.fc.weight, trained.model.fc.weight)
     torch.save({'fc.weight': trained.model.fc.weight}, tmp_path / 'part.pth')
     with pytest.raises(ValueError, match='part.pth.*missing keys'):

@@ -43,7 +43,7 @@ def test_teacher_is_frozen_outside_the_module_tree(tmp_path):
     teacher = MODELS.build(tiny_detector('retinanet', width=16))
     ckpt = tmp_path / 'teacher.pth'
     torch.save(dict(state_dict=teacher.state_dict(), meta=dict()), ckpt)
-    d = _distiller(teacher_ckpt=str(ckpt),
+    d = _distiller(teacher_ckpt=str(ckpt), teacher_precision='fp32',
                    deep_supervision=dict(stages=[1]))
     d.init_weights()  # what Runner.train() calls
     d.train()
@@ -181,7 +181,7 @@ def test_bad_teacher_checkpoint_names_file_and_keys(tmp_path):
 
 
 def test_eval_routes_to_student_or_teacher():
-    d = _distiller()
+    d = _distiller(teacher_precision='fp32')
     d.eval()
     x, samples = _batch()
     with torch.no_grad():

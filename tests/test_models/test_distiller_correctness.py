@@ -83,6 +83,9 @@ def test_light_deep_supervision_is_the_default_and_full_is_reachable():
     assert fh.in_channels == full.student.bbox_head.in_channels
     with pytest.raises(ValueError, match="mode must be 'light' or 'full'"):
         _det(deep_supervision=dict(stages=[1], mode='heavy'))
+    with pytest.raises(ValueError, match='gt_weight=0 leaves the box '
+                       'branches'):
+        _det(deep_supervision=dict(stages=[1], gt_weight=0))
 
 
 # ------------------------------------------------------------ weighted mean

@@ -1,32 +1,48 @@
 """Benchmark what distillation costs over training the student alone.
 
-``--task det`` (default): RetinaNet R101 (teacher) -> R50 (student), mmdet's
-own configs. ``--task seg``: PSPNet R101-d8 -> R18-d8 (ADE20K configs, mmkd's
-R18 student config). Random init (nothing downloaded), one fake batch
-(random images with a few random gt boxes, or a random label map) used by
-every row. Rows, each run in its own child process:
+Every variant's train step is alternated with the plain student's in ONE
+process, on the same batch, so the ratios are not skewed by other jobs on
+the machine or by process-to-process differences. Each ``--task`` is a
+published KD + deep supervision config under ``configs/distill/`` (or any
+config given with ``--config``), built with random init (``teacher_ckpt``
+and pretrained backbones switched off: nothing is downloaded):
 
-* student-only train step: plain mmdet student, ``loss`` mode forward +
-  backward + SGD step;
-* distillation train step: :class:`DetectionDistiller` with
-  ``distill=dict(cls=dict(type='mmkd.SigmoidKDLoss'))``, same step
-  (``--deep-supervision`` adds a row with ``deep_supervision=dict(stages=[1,
-  2])``);
-* teacher forward: what the distiller runs, ``extract_feat`` + ``bbox_head``
-  under ``no_grad`` in eval mode.
+========== =============================================================
+row        what one step is
+========== =============================================================
+student    the plain student (mmdet / mmseg / timm model): ``loss``
+           forward + backward + SGD step
+kd_fp32    the distiller without deep supervision, teacher in fp32 and
+           contiguous memory (``teacher_precision='fp32'``,
+           ``teacher_channels_last=False``), same step
+kd_fast    the same with the fast teacher: ``teacher_precision='auto'``
+           (bf16 where fast, else fp32; ``--teacher-precision`` to force
+           bf16 / fp16) and channels-last (the defaults)
+kd_ds      KD + deep supervision as the config sets it (its
+           ``deep_supervision``), fast teacher
+teacher_*  the teacher's forward alone, as the distiller runs it
+           (``teacher_forward``: re-normalisation, cast, no_grad)
+========== =============================================================
 
-Each row reports the median time of ``--steps`` steps after ``--warmup``
-steps, and its peak memory (its meaning per device is printed with the
-table). Then two targets are checked and printed, never asserted:
+Each iteration runs every row once, in an order rotated by one per
+iteration; the table gives each row's median time and the median of its
+per-iteration ratios to the student's step (the ratio targets of the
+README are about this one). ``--json FILE`` writes every figure (all step
+times included).
 
-* time: distillation step <= 1.05 x (student step + teacher forward);
-* memory: distillation peak <= 1.10 x (student peak + teacher weight bytes).
+Memory: the teacher's weight bytes in fp32 and fast precision (and their
+ratio) always; with ``--memory`` each row's peak is measured in a child
+process of its own as well (CUDA: ``max_memory_allocated``; CPU: the
+growth of the peak RSS over the steps plus the row's weights).
 
-Example: ``python tools/analysis_tools/benchmark_distill.py --steps 3``
+Example: ``python tools/analysis_tools/benchmark_distill.py --task
+retinanet pspnet --steps 5 --warmup 1 --json bench.json``
 """
 import argparse
+import copy
 import json
 import os
+import os.path as osp
 import resource
 import statistics
 import subprocess
@@ -36,183 +52,320 @@ import time
 
 import torch
 
-ROWS = dict(student='student-only train step',
-            distill='distillation train step',
-            distill_ds='distillation + deep supervision [1, 2]',
-            teacher='teacher forward (no_grad, eval)')
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TASKS = dict(
-    det=dict(
-        title='RetinaNet R101 -> R50',
-        scope='mmdet',
-        student='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
-        teacher='mmdet::retinanet/retinanet_r101_fpn_1x_coco.py'),
-    seg=dict(
-        title='PSPNet R101-d8 -> R18-d8',
-        scope='mmseg',
-        student=os.path.join(
-            _ROOT, 'configs/distill/seg/'
-            'pspnet_r18-d8_4xb4-80k_ade20k-512x512.py'),
-        teacher='mmseg::pspnet/pspnet_r101-d8_4xb4-80k_ade20k-512x512.py'),
+    retinanet=('RetinaNet R101 -> R50', 'configs/distill/det/'
+               'kd-ds_retinanet_r101-to-r50_fpn_2x_coco.py'),
+    gfl=('GFL R101 -> R50',
+         'configs/distill/det/kd-ds_gfl_r101-to-r50_fpn_1x_coco.py'),
+    pspnet=('PSPNet R101-d8 -> R18-d8', 'configs/distill/seg/'
+            'kd-ds_pspnet_r101-d8-to-r18-d8_4xb4-80k_ade20k-512x512.py'),
+    beit=('BEiTv2-B -> ResNet-50', 'configs/distill/cls/'
+          'kd-ds_beitv2-b-to-resnet50_a2_in1k.py'),
 )
+#: image side and batch per kind of task, unless --size / --batch
+DEFAULT_INPUT = dict(det=(512, 2), seg=(512, 2), cls=(224, 32))
+ROWS = ('student', 'kd_fp32', 'kd_fast', 'kd_ds', 'teacher_fp32',
+        'teacher_fast')
+STEP_ROWS = ROWS[:4]
+#: (what, row, reference row, limit) checked and printed, never asserted
+TARGETS = dict(
+    det=[('KD step / student step', 'kd_fast', 1.15),
+         ('KD + DS step / student step', 'kd_ds', 1.30)],
+    seg=[('KD step / student step', 'kd_fast', 1.30)],
+    cls=[])
+WEIGHT_TARGET = 0.55  # fast teacher's weight bytes / fp32 teacher's
 MIB = 2**20
-NOTES = dict(
-    cuda='peak = torch.cuda.max_memory_allocated() over the warm-up and timed '
-    'steps, reset_peak_memory_stats() called once the models and the batch '
-    "were on the GPU: the row's weights, gradients, optimizer state and "
-    'activations.',
-    cpu='RSS growth = peak RSS (getrusage ru_maxrss) over the warm-up and '
-    'timed steps minus the RSS right after the models were built (the '
-    "high-water mark is reset there). peak = RSS growth + the row's weights "
-    "(params + buffers), so that it counts what CUDA's peak counts. CPU s = "
-    'median process CPU time per step, all threads: less sensitive than '
-    'wall time to other jobs on the machine.')
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                epilog='Prints one table; exit code 0 '
-                                'whether the targets pass or not.')
-    p.add_argument('--task', choices=list(TASKS), default='det',
-                   help='det: RetinaNet R101 -> R50; seg: PSPNet R101-d8 -> '
-                   'R18-d8')
-    p.add_argument('--size', type=int, default=512, help='image side')
-    p.add_argument('--batch', type=int, default=2, help='images per batch')
-    p.add_argument('--steps', type=int, default=10, help='timed steps')
-    p.add_argument('--warmup', type=int, default=3, help='untimed steps first')
+                                epilog='Prints one table per task; exit '
+                                'code 0 whether the targets pass or not.')
+    p.add_argument('--task', nargs='+', choices=list(TASKS),
+                   default=['retinanet'], help='published pairs to measure')
+    p.add_argument('--config', nargs='+', default=[],
+                   help='other distillation configs to measure (instead of '
+                   '--task)')
+    p.add_argument('--size', type=int, help='image side (default: 512 for '
+                   'detection and segmentation, 224 for classification)')
+    p.add_argument('--batch', type=int, help='images per batch (default: 2 '
+                   'for detection and segmentation, 32 for classification)')
+    p.add_argument('--steps', type=int, default=5, help='timed iterations')
+    p.add_argument('--warmup', type=int, default=1,
+                   help='untimed iterations first')
     p.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
-    p.add_argument('--deep-supervision', action='store_true',
-                   help='add a distillation row with deep supervision on '
-                   'backbone stages 1 and 2')
+    p.add_argument('--teacher-precision', default='auto',
+                   choices=['auto', 'bf16', 'fp16'],
+                   help="the fast rows' teacher_precision (default: auto, "
+                   'bf16 where it is fast)')
+    p.add_argument('--memory', action='store_true',
+                   help="also measure each row's peak memory, one child "
+                   'process per row')
+    p.add_argument('--json', metavar='FILE', help='write every figure here')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--only', choices=list(ROWS), help=argparse.SUPPRESS)
+    p.add_argument('--only', help=argparse.SUPPRESS)  # child: CONFIG::ROW
     return p.parse_args(argv)
 
 
-def fake_batch(args, device, boxes_per_image=3):
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    g = torch.Generator().manual_seed(args.seed)
-    s = args.size
-    x = torch.randn(args.batch, 3, s, s, generator=g)
-    samples = []
-    for _ in range(args.batch):
-        xy = torch.rand(boxes_per_image, 2, generator=g) * s * 0.6
-        wh = torch.rand(boxes_per_image, 2, generator=g) * s * 0.35 + 16
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(s, s), pad_shape=(s, s), batch_input_shape=(s, s),
-            scale_factor=(1.0, 1.0)))
-        sample.gt_instances = InstanceData(
-            bboxes=torch.cat([xy, (xy + wh).clamp(max=s)], 1),
-            labels=torch.randint(0, 80, (boxes_per_image, ), generator=g))
-        samples.append(sample.to(device))
-    return x.to(device), samples
+# ---------------------------------------------------------------- configs
+def _no_downloads(cfg):
+    """Drop pretrained weights anywhere in a model config (in place)."""
+    if isinstance(cfg, dict):
+        if cfg.get('pretrained'):
+            cfg['pretrained'] = None
+        init = cfg.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        for v in cfg.values():
+            _no_downloads(v)
+    elif isinstance(cfg, (list, tuple)):
+        for v in cfg:
+            _no_downloads(v)
+    return cfg
 
 
-def fake_seg_batch(args, device):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(args.seed)
-    s = args.size
-    x = torch.randn(args.batch, 3, s, s, generator=g)
-    samples = []
-    for _ in range(args.batch):
-        sample = SegDataSample(metainfo=dict(img_shape=(s, s),
-                                             pad_shape=(s, s)))
-        sample.gt_sem_seg = PixelData(
-            data=torch.randint(0, 150, (1, s, s), generator=g))
-        samples.append(sample.to(device))
-    return x.to(device), samples
+def load_distill_cfg(path: str):
+    """The config's distiller dict, random init, SyncBN -> BN without
+    CUDA; teacher / student given as config paths become inline dicts."""
+    from mmengine.config import Config, ConfigDict
 
-
-def _model_cfgs(task):
-    """Student and teacher model configs, SyncBN -> BN without CUDA."""
-    from mmengine.config import Config
-    from mmengine.hub import get_config
-
+    from mmkd.models.distillers.builder import load_model_cfg
+    from mmkd.registry import MODELS
     from mmkd.utils import adapt_cfg_to_device
-    cfgs = {}
+    cfg = Config.fromfile(path if osp.isabs(path) else osp.join(_ROOT, path))
+    model = copy.deepcopy(cfg.model)
+    cls = MODELS.get(model['type'])
+    if cls is None:
+        raise KeyError(f'{path}: model.type {model["type"]!r} is not an '
+                       'mmkd distiller')
     for name in ('student', 'teacher'):
-        path = TASKS[task][name]
-        model = (get_config(path) if '::' in path else
-                 Config.fromfile(path)).model
-        if 'init_cfg' in model.backbone:
-            model.backbone.init_cfg = None
-        model.pop('pretrained', None)
-        cfg = Config(dict(model=model))
-        adapt_cfg_to_device(cfg)
-        cfgs[name] = cfg.model
-    return cfgs
+        spec = model[name]
+        if isinstance(spec, str):
+            m, scope, _ = load_model_cfg(spec, cls.default_scope)
+            spec = ConfigDict(copy.deepcopy(m.to_dict()),
+                              _scope_=m.get('_scope_', scope))
+        model[name] = _no_downloads(spec)
+    model.update(teacher_ckpt=None)
+    for key in ('student_ckpt', 'init_cfg'):
+        model.pop(key, None)
+    full = Config(dict(model=model))
+    adapt_cfg_to_device(full)
+    return full.model, cls
 
 
-def build_row(row, args, device):
-    """Build the models of ``row``; return (step function, its models)."""
-    from mmengine.registry import MODELS, init_default_scope
-
+def task_kind(cls) -> str:
     from mmkd.models import DetectionDistiller, SegmentationDistiller
-    det = args.task == 'det'
-    init_default_scope(TASKS[args.task]['scope'])
-    cfgs = _model_cfgs(args.task)
-    torch.manual_seed(args.seed)
-    x, samples = (fake_batch if det else fake_seg_batch)(args, device)
-    if row == 'teacher':
-        teacher = MODELS.build(cfgs['teacher'])
-        teacher.init_weights()
-        teacher.requires_grad_(False)
-        teacher.eval().to(device)
-        head = teacher.bbox_head if det else teacher.decode_head
+    return 'det' if issubclass(cls, DetectionDistiller) else \
+        'seg' if issubclass(cls, SegmentationDistiller) else 'cls'
 
-        def step():
-            with torch.no_grad():
-                head(teacher.extract_feat(x))
-        return step, [teacher]
-    if row == 'student':
-        model = MODELS.build(cfgs['student'])
-        model.init_weights()
-        models = [model]
-    else:
-        ds = dict(stages=[1, 2]) if row == 'distill_ds' else None
-        if det:
-            model = DetectionDistiller(
-                student=cfgs['student'], teacher=cfgs['teacher'],
-                distill=dict(cls=dict(type='mmkd.SigmoidKDLoss')),
-                deep_supervision=ds)
+
+# ---------------------------------------------------------------- batches
+def fake_batch(kind, size, batch, seed, device):
+    """One batch of random images with random labels for ``kind``."""
+    from mmengine.structures import BaseDataElement, InstanceData, PixelData
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 3, size, size, generator=g)
+    samples = []
+    for _ in range(batch):
+        if kind == 'det':
+            from mmdet.structures import DetDataSample
+            xy = torch.rand(3, 2, generator=g) * size * 0.6
+            wh = torch.rand(3, 2, generator=g) * size * 0.35 + 4
+            s = DetDataSample(metainfo=dict(
+                img_shape=(size, size), pad_shape=(size, size),
+                batch_input_shape=(size, size), scale_factor=(1.0, 1.0)))
+            s.gt_instances = InstanceData(
+                bboxes=torch.cat([xy, (xy + wh).clamp(max=size)], 1),
+                labels=torch.randint(0, 6, (3, ), generator=g))
+        elif kind == 'seg':
+            from mmseg.structures import SegDataSample
+            s = SegDataSample(metainfo=dict(img_shape=(size, size),
+                                            pad_shape=(size, size)))
+            s.gt_sem_seg = PixelData(
+                data=torch.randint(0, 6, (1, size, size), generator=g))
         else:
-            model = SegmentationDistiller(
-                student=cfgs['student'], teacher=cfgs['teacher'],
-                distill=dict(logits=dict(type='mmkd.PixelKDLoss')),
-                deep_supervision=ds)
-        model.init_weights()
-        model.teacher.init_weights()  # not a child: init it for sane logits
-        models = [model, model.teacher]
-    model.train().to(device)
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
-                          lr=0.01, momentum=0.9, weight_decay=1e-4)
+            s = BaseDataElement(
+                gt_label=torch.randint(0, 6, (1, ), generator=g))
+        samples.append(s.to(device))
+    return x.to(device), samples
 
-    def step():
+
+# ---------------------------------------------------------------- models
+def teacher_fn(distiller, kind):
+    """What the distiller runs on its teacher (``teacher_forward``'s
+    ``fn``): ``extract_feat`` + the head's forward, or timm's logits."""
+    t = distiller.teacher
+    if kind == 'det':
+        if hasattr(t, 'roi_head'):  # two-stage: the RPN's features only
+            return t.extract_feat
+        return lambda x: t.bbox_head(t.extract_feat(x))
+    if kind == 'seg':
+        return lambda x: t.decode_head(t.extract_feat(x))
+    return lambda x: t(x, mode='tensor')
+
+
+def build_rows(path, device, rows=ROWS, precision='auto'):
+    """Models and step functions of ``rows`` for the config at ``path``:
+    every student starts from the same weights, every teacher from the
+    same (random) weights."""
+    from mmengine.registry import DefaultScope
+
+    from mmkd.models.distillers.builder import build_model
+    cfg, cls = load_distill_cfg(path)
+    kind = task_kind(cls)
+    kd_cfg = copy.deepcopy(cfg)
+    kd_cfg.pop('deep_supervision', None)
+    variants = dict(
+        kd_fp32=dict(kd_cfg, teacher_precision='fp32',
+                     teacher_channels_last=False),
+        kd_fast=dict(kd_cfg, teacher_precision=precision,
+                     teacher_channels_last=True),
+        kd_ds=dict(cfg, teacher_precision=precision,
+                   teacher_channels_last=True))
+    need = set(rows) | {'kd_fp32'}  # kd_fp32's weights seed the others
+    need |= {'kd_fast'} if 'teacher_fast' in rows else set()
+    torch.manual_seed(0)
+    models = {}
+    with DefaultScope.overwrite_default_scope('mmkd'):
+        from mmkd.registry import MODELS
+        for name in ('kd_fp32', 'kd_fast', 'kd_ds'):
+            if name in need:
+                models[name] = MODELS.build(variants[name])
+                models[name].init_weights()
+    ref = models['kd_fp32']
+    ref.teacher.init_weights()  # not a child: init it for sane logits
+    for name, d in models.items():
+        if d is not ref:
+            d.student.load_state_dict(ref.student.state_dict())
+            d.teacher.load_state_dict(ref.teacher.state_dict())
+    if 'student' in rows:
+        models['student'] = build_model(cfg['student'], cls.default_scope)
+        models['student'].load_state_dict(ref.student.state_dict())
+    steps, weights = {}, {}
+    for name in rows:
+        if name.startswith('teacher_'):
+            d = models['kd_' + name.split('_')[1]]
+            steps[name] = _teacher_step(d, teacher_fn(d, kind))
+            weights[name] = weight_bytes([d.teacher])
+        else:
+            model = models[name].train().to(device)
+            steps[name] = _train_step(model)
+            weights[name] = weight_bytes(
+                [model] + ([] if name == 'student' else [model.teacher]))
+    for d in models.values():
+        d.to(device)
+    labels = dict(
+        student='student-only train step',
+        kd_fp32='KD, fp32 teacher',
+        kd_fast=f'KD, {_fmt(models.get("kd_fast"))} teacher',
+        kd_ds=f'KD + deep supervision, {_fmt(models.get("kd_ds"))} '
+        'teacher',
+        teacher_fp32='teacher forward, fp32',
+        teacher_fast=f'teacher forward, {_fmt(models.get("kd_fast"))}')
+    return steps, weights, {r: labels[r] for r in rows}, kind, models
+
+
+def _fmt(d):
+    if d is None:
+        return '-'
+    dtype = str(d.teacher_dtype).replace('torch.', '').replace(
+        'bfloat16', 'bf16').replace('float32', 'fp32').replace(
+            'float16', 'fp16')
+    return dtype + (' + channels-last' if d.teacher_channels_last else '')
+
+
+def _train_step(model):
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                          lr=1e-4, momentum=0.9)
+
+    def step(x, samples):
         loss, _ = model.parse_losses(model(x, samples, mode='loss'))
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return step, models
+    return step
+
+
+def _teacher_step(distiller, fn):
+
+    def step(x, samples):
+        distiller.teacher_forward(fn, x)
+    return step
 
 
 def weight_bytes(models):
-    return sum(t.numel() * t.element_size() for m in models
-               for t in list(m.parameters()) + list(m.buffers()))
+    seen, total = set(), 0
+    for m in models:
+        for t in list(m.parameters()) + list(m.buffers()):
+            if id(t) not in seen:
+                seen.add(id(t))
+                total += t.numel() * t.element_size()
+    return total
 
 
-def measure(row, args):
-    """Run one row in this process; return a dict of its results."""
-    import mmkd  # noqa: F401  (registers mmkd's modules)
+# ---------------------------------------------------------------- timing
+def interleaved(path, args, device):
+    """Time every row alternated in this process; return the results."""
+    steps, weights, labels, kind, models = build_rows(
+        path, device, precision=args.teacher_precision)
+    size, batch = (args.size or DEFAULT_INPUT[kind][0],
+                   args.batch or DEFAULT_INPUT[kind][1])
+    x, samples = fake_batch(kind, size, batch, args.seed, device)
+    rows = list(steps)
+    times = {r: [] for r in rows}
+    cpu = {r: [] for r in rows}
+    load = [os.getloadavg()[0]]
+    for i in range(args.warmup + args.steps):
+        k = i % len(rows)
+        for r in rows[k:] + rows[:k]:
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), time.process_time()
+            steps[r](x, samples)
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            if i >= args.warmup:
+                times[r].append(time.perf_counter() - t0)
+                cpu[r].append(time.process_time() - c0)
+        load.append(os.getloadavg()[0])
+    res = dict(config=path, kind=kind, size=size, batch=batch,
+               device=_where(device), steps=args.steps, warmup=args.warmup,
+               load_average_1min=load, rows={})
+    for r in rows:
+        ratios = [t / s for t, s in zip(times[r], times['student'])]
+        cpu_ratios = [t / s for t, s in zip(cpu[r], cpu['student'])]
+        res['rows'][r] = dict(
+            label=labels[r], times_ms=[1e3 * t for t in times[r]],
+            median_ms=1e3 * statistics.median(times[r]),
+            ratio=statistics.median(ratios),
+            cpu_ms=[1e3 * t for t in cpu[r]],
+            cpu_ratio=statistics.median(cpu_ratios),
+            weight_bytes=weights[r])
+    t32, tf = res['rows']['teacher_fp32'], res['rows']['teacher_fast']
+    res['teacher_weight_bytes'] = dict(
+        fp32=t32['weight_bytes'], fast=tf['weight_bytes'],
+        ratio=tf['weight_bytes'] / t32['weight_bytes'])
+    res['teacher_dtype'] = str(models['kd_fast'].teacher_dtype)
+    return res
+
+
+def _where(device):
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return f'cpu, {torch.get_num_threads()} threads'
+
+
+# ---------------------------------------------------------------- memory
+def measure_memory(path, row, args, device):
+    """Peak memory of ``row``'s step, measured alone in this process."""
     import psutil
-    from mmengine.logging import MMLogger
-    MMLogger.get_current_instance().setLevel('WARNING')  # init_weights noise
-    device = torch.device(args.device)
-    step, models = build_row(row, args, device)
-    cuda = device.type == 'cuda'
-    if cuda:
+    steps, weights, _, kind, _ = build_rows(
+        path, device, rows=(row, ), precision=args.teacher_precision)
+    x, samples = fake_batch(kind, args.size or DEFAULT_INPUT[kind][0],
+                            args.batch or DEFAULT_INPUT[kind][1], args.seed,
+                            device)
+    if device.type == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     else:
@@ -221,85 +374,105 @@ def measure(row, args):
             with open('/proc/self/clear_refs', 'w') as f:
                 f.write('5')
         except OSError:
-            print('warning: could not reset the peak RSS; building the models '
-                  'may have set it', file=sys.stderr)
-    times, cpu_times = [], []
-    for i in range(args.warmup + args.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
-            cpu_times.append(time.process_time() - c0)
-    res = dict(row=row, ms=1e3 * statistics.median(times),
-               cpu_s=statistics.median(cpu_times),
-               weights=weight_bytes(models))
-    if cuda:
-        res['peak'] = torch.cuda.max_memory_allocated()
-    else:
-        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        res['growth'] = maxrss - base
-        res['peak'] = res['growth'] + res['weights']
-    return res
+            print('warning: could not reset the peak RSS', file=sys.stderr)
+    for _ in range(args.warmup + 1):
+        steps[row](x, samples)
+    if device.type == 'cuda':
+        return dict(peak=torch.cuda.max_memory_allocated())
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return dict(growth=maxrss - base, peak=maxrss - base + weights[row])
 
 
-def run_child(row, argv):
-    cmd = [sys.executable, os.path.abspath(__file__), *argv, '--only', row]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith('BENCH_RESULT '):
-            return json.loads(line[len('BENCH_RESULT '):])
-    sys.exit(f'row {row!r} failed (exit {proc.returncode}):\n'
-             + (proc.stdout + proc.stderr)[-4000:])
+def memory_rows(path, argv):
+    out = {}
+    for row in ROWS:
+        print(f'memory: {row} ...', file=sys.stderr, flush=True)
+        cmd = [sys.executable, osp.abspath(__file__), *argv, '--only',
+               f'{path}::{row}']
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        for line in proc.stdout.splitlines():
+            if line.startswith('BENCH_MEMORY '):
+                out[row] = json.loads(line[len('BENCH_MEMORY '):])
+                break
+        else:
+            sys.exit(f'memory of {row!r} failed (exit {proc.returncode}):\n'
+                     + (proc.stdout + proc.stderr)[-4000:])
+    return out
 
 
-def main():
-    argv = sys.argv[1:]
-    args = parse_args(argv)
-    if args.only:
-        print('BENCH_RESULT ' + json.dumps(measure(args.only, args)))
-        return
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        sys.exit('--device cuda: CUDA is not available')
-    rows = ['student', 'distill'] + (['distill_ds'] if args.deep_supervision
-                                     else []) + ['teacher']
-    res = {}
-    for row in rows:
-        print(f'measuring: {ROWS[row]} ...', file=sys.stderr, flush=True)
-        res[row] = run_child(row, argv)
-    cpu = args.device == 'cpu'
-    where = (f'cpu, {torch.get_num_threads()} threads' if cpu else
-             torch.cuda.get_device_name())
-    print(f'\n{TASKS[args.task]["title"]}, {args.size}x{args.size}, batch '
-          f'{args.batch}, random init, {where}; median of {args.steps} '
-          f'steps after {args.warmup} warm-up, one child process per row, '
-          f'same fake batch (seed {args.seed})')
-    head = f'{"row":40s} {"median ms":>10s} {"peak MiB":>9s}'
-    if cpu:
-        head += f' {"RSS growth MiB":>15s} {"CPU s":>7s}'
+# ---------------------------------------------------------------- report
+def report(title, res, memory=None):
+    print(f'\n{title}: {res["size"]}x{res["size"]}, batch {res["batch"]}, '
+          f'random init, {res["device"]}; {res["steps"]} iterations after '
+          f'{res["warmup"]} warm-up, every row alternated in one process on '
+          'the same batch; load average (1 min) '
+          f'{min(res["load_average_1min"]):.1f}-'
+          f'{max(res["load_average_1min"]):.1f}')
+    width = max(44, *(len(v['label']) for v in res['rows'].values()))
+    head = (f'{"row":{width}s} {"median ms":>10s} {"x student":>9s} '
+            f'{"CPU x student":>13s}')
+    if memory:
+        head += f' {"peak MiB":>9s}'
     print(head + '\n' + '-' * len(head))
-    for row in rows:
-        r = res[row]
-        line = f'{ROWS[row]:40s} {r["ms"]:10.1f} {r["peak"] / MIB:9.1f}'
-        if cpu:
-            line += f' {r["growth"] / MIB:15.1f} {r["cpu_s"]:7.2f}'
+    for r, v in res['rows'].items():
+        line = (f'{v["label"]:{width}s} {v["median_ms"]:10.1f} '
+                f'{v["ratio"]:9.3f} {v["cpu_ratio"]:13.3f}')
+        if memory:
+            line += f' {memory[r]["peak"] / MIB:9.1f}'
         print(line)
-    t_w = res['teacher']['weights']
-    print(f'teacher weights (params + buffers): {t_w / MIB:.1f} MiB')
-    print(textwrap.fill(f'{args.device}: {NOTES[args.device]}', 79))
-    s, d, t = res['student'], res['distill'], res['teacher']
-    checks = [
-        ('time', 'distill step / (student step + teacher forward)',
-         d['ms'] / (s['ms'] + t['ms']), 1.05),
-        ('memory', 'distill peak / (student peak + teacher weights)',
-         d['peak'] / (s['peak'] + t_w), 1.10),
-    ]
-    print()
-    for name, what, ratio, limit in checks:
-        verdict = 'PASS' if ratio <= limit else 'FAIL'
-        print(f'{name:7s} {what:50s} = {ratio:.3f} (target <= {limit:.2f}) '
-              f'{verdict}')
+    print(textwrap.fill(
+        'x student: median over iterations of (row step time / student step '
+        'time in the same iteration); CPU: the same with process CPU time '
+        '(all threads), less sensitive to other jobs on the machine.', 79))
+    w = res['teacher_weight_bytes']
+    print(f'teacher weights (params + buffers): fp32 {w["fp32"] / MIB:.1f} '
+          f'MiB, {res["teacher_dtype"]} {w["fast"] / MIB:.1f} MiB')
+    if memory:
+        note = ('peak = torch.cuda.max_memory_allocated() over the steps of '
+                'the row alone' if 'growth' not in memory['student'] else
+                "peak = growth of the peak RSS over the row's steps, alone "
+                "in a child process, plus the row's weights")
+        print(textwrap.fill(note, 79))
+    checks = [(what, res['rows'][row]['ratio'], limit)
+              for what, row, limit in TARGETS[res['kind']]]
+    checks.append(('teacher weights fast / fp32', w['ratio'], WEIGHT_TARGET))
+    res['targets'] = []
+    for what, value, limit in checks:
+        ok = value <= limit
+        res['targets'].append(dict(what=what, value=value, limit=limit,
+                                   passed=ok))
+        print(f'{what:{width}s} = {value:.3f} (target <= {limit:.2f}) '
+              f'{"PASS" if ok else "MISS"}')
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    import mmkd  # noqa: F401  (registers mmkd's modules)
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance().setLevel('WARNING')  # init noise
+    device = torch.device(args.device)
+    if args.only:
+        path, row = args.only.rsplit('::', 1)
+        print('BENCH_MEMORY ' +
+              json.dumps(measure_memory(path, row, args, device)))
+        return
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        sys.exit('--device cuda: CUDA is not available')
+    jobs = [(c, c) for c in args.config] or [TASKS[t] for t in args.task]
+    results = []
+    for title, path in jobs:
+        print(f'measuring {title} ...', file=sys.stderr, flush=True)
+        res = interleaved(path, args, device)
+        memory = memory_rows(path, argv) if args.memory else None
+        if memory:
+            res['memory'] = memory
+        report(title, res, memory)
+        res['title'] = title
+        results.append(res)
+        if args.json:  # after every task: a long run keeps what it has
+            with open(args.json, 'w') as f:
+                json.dump(dict(argv=argv, results=results), f, indent=1)
 
 
 if __name__ == '__main__':

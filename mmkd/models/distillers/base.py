@@ -42,20 +42,24 @@ class _NotCopied(tuple):
 
 
 @functools.lru_cache(maxsize=1)
-def _fp32_ops() -> tuple:
-    """Teacher modules that run in fp32 on contiguous inputs in a
-    reduced-precision or channels-last teacher: mmdet's RoI extractors (they
-    cast the RoIs to the features' dtype: bf16 would round the coordinates)
-    and mmcv's RoI operators (their kernels take neither bf16 nor
-    channels-last maps)."""
-    from mmcv.ops import RoIAlign, RoIPool
-    ops = (RoIAlign, RoIPool)
+def _roi_extractors() -> tuple:
+    """mmdet's RoI extractor classes (none without mmdet)."""
     try:
         from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
-        ops = (BaseRoIExtractor, ) + ops
+        return (BaseRoIExtractor, )
     except ImportError:
-        pass
-    return ops
+        return ()
+
+
+def _runs_in_fp32(module: nn.Module) -> bool:
+    """Whether a teacher module runs in fp32 on contiguous inputs (with its
+    own weights fp32 and contiguous) in a reduced-precision or channels-last
+    teacher: mmdet's RoI extractors (they cast the RoIs to the features'
+    dtype: bf16 would round the coordinates) and mmcv's compiled operators
+    (RoIAlign, deformable convolutions, ...: their CPU kernels take no bf16,
+    and channels-last maps are refused or misread)."""
+    return isinstance(module, _roi_extractors()) or \
+        type(module).__module__.startswith('mmcv.ops')
 
 
 def _outputs_fp32(module, args, output):
@@ -108,9 +112,10 @@ class BaseDistiller(BaseModel):
             back to fp32 with a logged warning (rules:
             :func:`mmkd.utils.resolve_precision`). The weights are cast
             (faster than autocast, and half the memory); outputs go back to
-            fp32 before any loss or post-processing, and RoI extractors
-            (mmdet's, mmcv's RoIAlign / RoIPool) run in fp32 on the fp32
-            RoIs. Defaults to ``'auto'``.
+            fp32 before any loss or post-processing; mmdet's RoI extractors
+            (on the fp32 RoIs) and mmcv's compiled operators (RoIAlign,
+            deformable convolutions) run in fp32 on contiguous maps.
+            Defaults to ``'auto'``.
         teacher_channels_last (bool): Keep the teacher's conv weights and
             inputs in channels-last memory format (faster convolutions with
             oneDNN and cuDNN). Defaults to True.
@@ -238,9 +243,11 @@ class BaseDistiller(BaseModel):
             if name.rsplit('.', 1)[-1] in self.teacher_output_modules:
                 handles.append(module.register_forward_hook(_outputs_fp32))
             if (dtype != torch.float32 or self.teacher_channels_last) \
-                    and isinstance(module, _fp32_ops()) and not any(
+                    and _runs_in_fp32(module) and not any(
                         name.startswith(p + '.') for p in in_fp32):
                 in_fp32.append(name)  # its submodules run in fp32 too
+                module.to(dtype=torch.float32,
+                          memory_format=torch.contiguous_format)
                 handles += [
                     module.register_forward_pre_hook(_inputs_fp32),
                     module.register_forward_hook(

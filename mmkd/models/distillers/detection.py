@@ -195,6 +195,12 @@ class DetectionDistiller(BaseDistiller):
             full_ch = roi.bbox_roi_extractor.out_channels
             strides = list(roi.bbox_roi_extractor.featmap_strides)
         else:
+            if cfg.get('gt_weight', 1.0) == 0 and 'box' not in self.kd_losses:
+                raise ValueError(
+                    'deep_supervision.gt_weight=0 leaves the box branches of '
+                    'the auxiliary heads without a gradient (only the label '
+                    'loss or distill.box trains them; DDP refuses unused '
+                    'parameters): keep gt_weight > 0')
             if cfg.get('gt_weight', 1.0) == 0 and (
                     cfg.get('kd_weight', 1.0) == 0 or not self.kd_losses):
                 raise ValueError(

@@ -51,7 +51,8 @@ class SegmentationDistiller(BaseDistiller):
         distill (dict): ``logits``: the loss on the decode-head logits; its
             ``ignore_index`` is the student decode head's. An empty dict
             trains the auxiliary heads on labels only and never runs the
-            teacher. Defaults to ``dict(logits=dict(type='mmkd.PixelKDLoss'))``.
+            teacher. Defaults to
+            ``dict(logits=dict(type='mmkd.PixelKDLoss'))``.
         distill_aux_head (bool): Also distil the student's own
             ``auxiliary_head``. Defaults to True.
         deep_supervision (dict, optional): ``stages`` (indices into the

@@ -106,7 +106,8 @@ def draw_panel(ax, rows: List[dict], metric: str, teacher: Optional[float],
         stds, colors = [0.0] + stds, ['#dd8452'] + colors
     x = np.arange(len(labels))
     bars = ax.bar(x, means, yerr=stds, capsize=4, color=colors, alpha=0.85)
-    ax.bar_label(bars, labels=[f'{m:.3g}' for m in means], padding=2,
+    d = _digits(rows, teacher)
+    ax.bar_label(bars, labels=[f'{m:.{d}f}' for m in means], padding=2,
                  fontsize='small')
     offset = 1 if teacher is not None and teacher_bar else 0
     for i, r in enumerate(rows):
@@ -116,7 +117,7 @@ def draw_panel(ax, rows: List[dict], metric: str, teacher: Optional[float],
                    zorder=3, label='seeds' if i == 0 else None)
     if teacher is not None and not teacher_bar:
         ax.axhline(teacher, color='#dd8452', linestyle='--',
-                   label=f'teacher {teacher:.3g}')
+                   label=f'teacher {teacher:.{d}f}')
     ax.set_xticks(x)
     ax.set_xticklabels(labels)
     ax.set_ylabel(metric)

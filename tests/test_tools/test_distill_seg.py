@@ -38,8 +38,9 @@ def test_kd_ds_distillation_and_plain_mmseg_export(demo_root, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     log = res.stdout + res.stderr
     for term in ('decode.loss_ce', 'decode.loss_kd', 'aux.loss_kd',
-                 'ds0.loss_ce', 'ds1.loss_kd'):
+                 'ds0.loss_kd', 'ds1.loss_kd'):
         assert term in log, term
+    assert 'ds0.loss_ce' not in log  # light heads: KD only
 
     img_dir = osp.join(demo_root, 'ade', 'images', 'validation')
     code = f"""

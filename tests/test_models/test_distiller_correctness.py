@@ -81,6 +81,14 @@ def test_light_deep_supervision_is_the_default_and_full_is_reachable():
     assert lh.stacked_convs == 1 and lh.feat_channels == 64
     assert fh.stacked_convs == full.student.bbox_head.stacked_convs
     assert fh.in_channels == full.student.bbox_head.in_channels
+    # a head config that leaves stacked_convs to the class default (FCOS)
+    init_default_scope('mmdet')
+    fcos = tiny_detector('fcos', 8)
+    fcos.bbox_head.pop('stacked_convs')
+    d = DetectionDistiller(student=fcos, teacher=tiny_detector('fcos', 16),
+                           deep_supervision=dict(stages=[1]))
+    assert d.student.bbox_head.stacked_convs == 4
+    assert d.ds_branches[0]['head'].stacked_convs == 1
     with pytest.raises(ValueError, match="mode must be 'light' or 'full'"):
         _det(deep_supervision=dict(stages=[1], mode='heavy'))
     with pytest.raises(ValueError, match='gt_weight=0 leaves the box '

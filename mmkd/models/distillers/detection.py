@@ -239,10 +239,9 @@ class DetectionDistiller(BaseDistiller):
                                 test_cfg=model_cfg.get('test_cfg'))
                     if 'feat_channels' in head:
                         head['feat_channels'] = channels
-                    for k, v in overrides.items():
-                        if k == 'stacked_convs' and k not in head:
-                            continue  # heads without a conv tower
-                        head[k] = v
+                    head.update(overrides)
+                    if not hasattr(self.student.bbox_head, 'stacked_convs'):
+                        head.pop('stacked_convs', None)  # no conv tower
                     branch['head'] = ROOT_MODELS.build(head)
             self.ds_branches.append(ModuleDict(branch))
 

@@ -379,7 +379,7 @@ def test_build_distiller(name):
     # teacher: frozen, outside the checkpoint; same normalisation here
     assert not any(k.startswith('teacher') for k in model.state_dict())
     assert not any(p.requires_grad for p in teacher.parameters())
-    assert model._renorm is None
+    assert model.teacher_runner._renorm is None
     if model.ds_heads is not None:
         info = student.feature_info
         vit = STUDENTS[student_cfg][0].startswith('vit')
@@ -499,7 +499,7 @@ def test_teacher_inputs_convert_another_normalisation():
     teacher = copy.deepcopy(_cfg('resnet34_in1k.py').model)
     teacher.data_preprocessor.update(mean=[127.5] * 3, std=[127.5] * 3)
     model = _distiller('kd_resnet34-to-resnet18_a2_in1k.py', teacher=teacher)
-    assert model._renorm is not None
+    assert model.teacher_runner._renorm is not None
     student = _cfg('resnet18_a2_in1k.py').model.data_preprocessor
     rgb = torch.tensor([200., 30., 90.]).view(1, 3, 1, 1).expand(1, 3, 4, 4)
     mean = torch.tensor(student.mean).view(1, 3, 1, 1)

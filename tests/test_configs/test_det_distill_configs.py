@@ -43,8 +43,38 @@ PAIRS = {
     'kd_mask-rcnn_r101-to-r50_fpn_2x_coco.py': (
         'mmdet::mask_rcnn/mask-rcnn_r50_fpn_2x_coco.py',
         'mmdet::mask_rcnn/mask-rcnn_r101_fpn_2x_coco.py', {'cls'}, True),
+    'kd_atss_r101-to-r50_fpn_1x_coco.py': (
+        'mmdet::atss/atss_r50_fpn_1x_coco.py',
+        'mmdet::atss/atss_r101_fpn_1x_coco.py', {'cls'}, False),
+    'kd_tood_r101-to-r50_fpn_1x_coco.py': (
+        'mmdet::tood/tood_r50_fpn_1x_coco.py',
+        'mmdet::tood/tood_r101_fpn_ms-2x_coco.py', {'cls'}, False),
+    'kd_rtmdet_s-to-tiny_8xb32-300e_coco.py': (
+        'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+        'mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py', {'cls'}, False),
+    'kd_rtmdet_l-to-m_8xb32-300e_coco.py': (
+        'mmdet::rtmdet/rtmdet_m_8xb32-300e_coco.py',
+        'mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py', {'cls'}, False),
+    'kd_yolox_l-to-s_8xb8-300e_coco.py': (
+        'mmdet::yolox/yolox_s_8xb8-300e_coco.py',
+        'mmdet::yolox/yolox_l_8xb8-300e_coco.py', {'cls'}, False),
+    'kd_cascade-rcnn_r101-to-r50_fpn_20e_coco.py': (
+        'mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_20e_coco.py',
+        'mmdet::cascade_rcnn/cascade-rcnn_r101_fpn_20e_coco.py', {'cls'},
+        True),
+    'kd_htc_r101-to-r50_fpn_20e_coco.py': (
+        'mmdet::htc/htc_r50_fpn_20e_coco.py',
+        'mmdet::htc/htc_r101_fpn_20e_coco.py', {'cls'}, True),
 }
+# deep-supervision stages of the KD+DS configs: ResNet C3, C4; the CSP
+# backbones' (RTMDet, YOLOX) first two outputs (strides 8 and 16)
 DS_STAGES = [1, 2]
+CSP_DS_STAGES = [0, 1]
+
+
+def _ds_stages(name: str) -> list:
+    return CSP_DS_STAGES if ('rtmdet' in name or 'yolox' in name) \
+        else DS_STAGES
 
 
 def _kd_name(name: str) -> str:
@@ -133,20 +163,24 @@ def test_config(name):
     assert cfg.teacher_ckpt == model.teacher_ckpt == _zoo_weights(teacher)
     assert set(model.distill) == distill
     # the exported student config must stay plain mmdet: mmkd hooks go to
-    # custom_hooks (dropped by the export), never to default_hooks
+    # custom_hooks (dropped by the export), never to default_hooks; the
+    # student's own custom hooks (EMA, pipeline / mode switches) stay
     hooks = [h['type'] for h in cfg.custom_hooks]
-    assert 'mmkd.StudentCheckpointHook' in hooks
-    assert 'mmkd.RunInfoHook' in hooks
+    assert hooks[-2:] == ['mmkd.StudentCheckpointHook', 'mmkd.RunInfoHook']
+    assert _strip_scope(cfg.custom_hooks[:-2]) == \
+        _strip_scope(base.get('custom_hooks', []))
     assert not any(str(h.get('type', '')).startswith('mmkd.')
                    for h in cfg.default_hooks.values() if h)
     # mmdet's schedule base batch stays: --auto-scale-lr works
     assert cfg.auto_scale_lr == base.auto_scale_lr
-    assert 'SyncBN' not in cfg.pretty_text
+    # SyncBN only where mmdet's own config has it (tools/train.py makes it
+    # BN on one CPU process)
+    assert ('SyncBN' in cfg.pretty_text) == ('SyncBN' in base.pretty_text)
     assert 'find_unused_parameters' not in cfg
     if _is_ds(name):
         # KD+DS = the KD config + deep_supervision, nothing else
         assert _base_of(name) == './' + _kd_name(name)
-        assert model.deep_supervision.stages == DS_STAGES
+        assert model.deep_supervision.stages == _ds_stages(name)
         kd = _load(_kd_name(name))
         assert {k: v for k, v in model.items()
                 if k != 'deep_supervision'} == kd.model.to_dict()
@@ -155,11 +189,25 @@ def test_config(name):
         assert model.get('deep_supervision') is None
 
 
+def _same_backbone(built, cfg: dict) -> bool:
+    """Whether a built backbone is the one ``cfg`` describes (ResNets by
+    depth, others by their parameter count)."""
+    if 'depth' in cfg:
+        return built.depth == cfg['depth']
+    from mmengine.registry import MODELS, DefaultScope
+    cfg = dict(cfg, init_cfg=None)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        ref = MODELS.build(cfg)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    return count(built) == count(ref)
+
+
 def _batch(n=2, size=64):
-    """Two images with two boxes each (and their masks)."""
+    """Two images with two boxes each (their masks, and a stuff map for
+    HTC's semantic head)."""
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData
+    from mmengine.structures import InstanceData, PixelData
     g = torch.Generator().manual_seed(0)
     inputs = torch.randn(n, 3, size, size, generator=g)
     boxes = torch.tensor([[4.0, 6.0, 40.0, 44.0], [30., 20., 60., 62.]])
@@ -175,6 +223,8 @@ def _batch(n=2, size=64):
         sample.gt_instances = InstanceData(
             bboxes=boxes.clone(), labels=torch.tensor([1, 4]),
             masks=BitmapMasks(masks.numpy(), size, size))
+        sample.gt_sem_seg = PixelData(
+            sem_seg=torch.randint(0, 183, (1, size, size), generator=g))
         samples.append(sample)
     return inputs, samples
 
@@ -195,7 +245,9 @@ def test_build_and_one_loss_step(name):
     model_cfg.teacher_ckpt = None
     if two_stage:  # fewer RoIs per image: the step's cost, not its wiring
         model_cfg.student.train_cfg.rpn_proposal.max_per_img = 64
-        model_cfg.student.train_cfg.rcnn.sampler.num = 32
+        rcnn = model_cfg.student.train_cfg.rcnn
+        for stage in rcnn if isinstance(rcnn, list) else [rcnn]:
+            stage.sampler.num = 32
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(model_cfg)
@@ -207,12 +259,13 @@ def test_build_and_one_loss_step(name):
     # configs' backbones
     for net, path in ((model.student, student_base),
                       (model.teacher, teacher_cfg)):
-        assert net.backbone.depth == _mmdet_model(path)['backbone']['depth']
+        assert _same_backbone(net.backbone, _mmdet_model(path)['backbone'])
     assert not any(k.startswith('teacher') for k in model.state_dict())
-    assert model._renorm is None  # the same normalisation on both sides
+    # the same normalisation on both sides
+    assert model.teacher_runner._renorm is None
     assert set(model.kd_losses) == distill
-    assert model.ds_stages == DS_STAGES
-    assert len(model.ds_branches) == len(DS_STAGES)
+    assert model.ds_stages == _ds_stages(name)
+    assert len(model.ds_branches) == len(_ds_stages(name))
     assert all(not p.requires_grad for p in model.teacher.parameters())
 
     model.train()
@@ -220,8 +273,14 @@ def test_build_and_one_loss_step(name):
     names = set(losses)
     for term in distill:
         assert any(k.startswith(f'loss_kd_{term}') for k in names), term
-    for i in range(len(DS_STAGES)):
+    for i in range(len(_ds_stages(name))):
         assert any(k.startswith(f'ds{i}.loss_kd') for k in names), i
+    kd_terms = [v for k, v in losses.items() if 'loss_kd' in k]
+    assert all(v > 0 for v in kd_terms)  # random pair: KD terms non-zero
+    if two_stage and model.student.roi_head.__class__.__name__ != \
+            'StandardRoIHead':  # every cascade stage is distilled
+        stages = model.student.roi_head.num_stages
+        assert {f'loss_kd_cls_roi_s{k}' for k in range(stages)} <= names
     total = 0.
     for key, value in losses.items():
         if 'loss' not in key:

@@ -69,6 +69,30 @@ PAIRS = {
         teacher_backbone=('MixVisionTransformer', None),
         ds_channels=[64, 160],
         aux_head=False),
+    'kd_upernet_swin-b-to-r50_4xb4-160k_ade20k-512x512.py': dict(
+        base='mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py',
+        teacher='mmseg::swin/swin-base-patch4-window12-in22k-384x384-pre_'
+        'upernet_8xb2-160k_ade20k-512x512.py',
+        ckpt='upernet_swin_base_patch4_window12_512x512_160k_ade20k_'
+        'pretrain_384x384_22K_20210531_125459-429057bf.pth',
+        iters=160000,
+        schedule=None,
+        student_backbone=('ResNetV1c', 50),
+        teacher_backbone=('SwinTransformer', None),
+        ds_channels=[512, 1024],
+        aux_head=True),
+    # a CascadeEncoderDecoder: FCN head (decode_0) -> OCR head (decode_1)
+    'kd_ocrnet_hr48-to-hr18_4xb4-160k_ade20k-512x512.py': dict(
+        base='mmseg::ocrnet/ocrnet_hr18_4xb4-160k_ade20k-512x512.py',
+        teacher='mmseg::ocrnet/ocrnet_hr48_4xb4-160k_ade20k-512x512.py',
+        ckpt='ocrnet_hr48_512x512_160k_ade20k_20200615_184705-a073726d.pth',
+        iters=160000,
+        schedule=None,
+        student_backbone=('HRNet', None),
+        teacher_backbone=('HRNet', None),
+        ds_channels=[36, 72],
+        aux_head=False,
+        cascade=True),
 }
 # the CWD authors' ADE20K setting for PSPNet R101 -> R18 (their release's
 # cwd_w_10_t_1_..._512x512_4x4_80k_ade20k.py: tau 1, loss weight 10)
@@ -199,7 +223,7 @@ def test_config(name):
     assert _base_of(_kd_name(name)) == pair['base']
     assert _strip_scope(model.student.to_dict()) == \
         _strip_scope(base.model.to_dict())
-    assert model.student.decode_head.num_classes == NUM_CLASSES
+    assert _final_head(model.student).num_classes == NUM_CLASSES
     # ... keeps its data and optimiser, 512x512 crops ...
     for key in ('train_dataloader', 'val_dataloader', 'val_evaluator',
                 'optim_wrapper'):
@@ -257,6 +281,11 @@ def test_config(name):
         assert model.get('deep_supervision') is None
 
 
+def _final_head(model):
+    heads = model.decode_head
+    return heads[-1] if isinstance(heads, torch.nn.ModuleList) else heads
+
+
 def _batch(n=2, size=64, seed=0):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
@@ -296,11 +325,12 @@ def test_build_and_one_loss_step(name):
         assert type(net.backbone).__name__ == kind
         if depth is not None:
             assert net.backbone.depth == depth
-        assert net.decode_head.num_classes == NUM_CLASSES
+        assert _final_head(net).num_classes == NUM_CLASSES
     assert model.student.with_auxiliary_head is pair['aux_head']
     assert not any(k.startswith('teacher') for k in model.state_dict())
     assert all(not p.requires_grad for p in model.teacher.parameters())
-    assert model._renorm is None  # the same normalisation on both sides
+    # the same normalisation on both sides
+    assert model.teacher_runner._renorm is None
     assert isinstance(model.kd_loss, PixelKDLoss)
     assert len(model.ds_heads) == len(DS_STAGES)
     for stage, channels, head in zip(DS_STAGES, pair['ds_channels'],
@@ -312,11 +342,17 @@ def test_build_and_one_loss_step(name):
     losses = model.loss(*_batch())
     # the heads' own settings (light / full) are the config's business:
     # each stage has at least its KD term
-    expected = {'decode.loss_ce', 'decode.loss_kd'} | {
+    expected = {'decode.loss_kd'} | {
         f'ds{i}.loss_kd' for i in range(len(DS_STAGES))}
+    if pair.get('cascade'):  # the student's own keys, and its first head's KD
+        expected |= {'decode_0.loss_ce', 'decode_1.loss_ce',
+                     'decode_0.loss_kd'}
+    else:
+        expected |= {'decode.loss_ce'}
     if pair['aux_head']:
         expected |= {'aux.loss_ce', 'aux.loss_kd'}
     assert expected <= set(losses)
+    assert all(v > 0 for k, v in losses.items() if 'loss_kd' in k)
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()

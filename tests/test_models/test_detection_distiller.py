@@ -145,7 +145,7 @@ def test_teacher_inputs_are_renormalised():
 @pytest.mark.parametrize('change, what', [
     (lambda t: t.bbox_head.update(num_classes=5), 'class count'),
     (lambda t: t.bbox_head.anchor_generator.update(scales_per_octave=2),
-     'anchors per location'),
+     'priors per location'),
     (lambda t: t.bbox_head.anchor_generator.update(
         strides=[4, 8, 16, 32, 64]), 'strides'),
     (lambda t: (t.neck.update(num_outs=4),
@@ -195,8 +195,8 @@ def test_eval_routes_to_student_or_teacher():
 
 
 def test_bad_deep_supervision_config_is_refused():
-    with pytest.raises(ValueError, match=r'stages: 7 is not one of the '
-                       r'backbone outputs 0\.\.3'):
+    with pytest.raises(ValueError, match=r'stages: 7 is not a backbone '
+                       r'output index; valid: 0\.\.3'):
         _distiller(deep_supervision=dict(stages=[7]))
     with pytest.raises(ValueError, match='1 stage_weights for 2 stages'):
         _distiller(deep_supervision=dict(stages=[1, 2], stage_weights=[1.0]))

@@ -36,17 +36,26 @@ def _total(losses):
     return sum(v for k, v in losses.items() if 'loss' in k)
 
 
-@pytest.mark.parametrize('mode, label_loss', [('light', False),
-                                              ('full', True)])
-def test_pixel_kd_and_deep_supervision(mode, label_loss):
-    d = _distiller(deep_supervision=dict(stages=[1, 2], mode=mode))
+@pytest.mark.parametrize('mode, gt_weight, width', [('light', None, 64),
+                                                    ('full', 1.0, 16)])
+def test_pixel_kd_and_deep_supervision(mode, gt_weight, width):
+    ds = dict(stages=[1, 2], mode=mode)
+    if gt_weight is not None:
+        ds['gt_weight'] = gt_weight
+    d = _distiller(deep_supervision=ds)
+    # mode is the heads' size (full: the decode head's width, 2 convs) in
+    # every distiller; the label loss is gt_weight's (default 0)
+    assert all(h.channels == width for h in d.ds_heads)
+    assert all(h.num_convs == (1 if mode == 'light' else 2)
+               for h in d.ds_heads)
+    label_loss = bool(gt_weight)
     d.train()
     assert not d.teacher.training
     losses = d.loss(*_batch())
     for key in ('decode.loss_ce', 'aux.loss_ce', 'decode.loss_kd',
                 'aux.loss_kd', 'ds0.loss_kd', 'ds1.loss_kd'):
         assert key in losses, key
-    # the light heads are trained by KD only; the full ones on labels too
+    # KD only by default; the label loss with gt_weight > 0
     assert ('ds0.loss_ce' in losses) == label_loss
     _total(losses).backward()
     for head in d.ds_heads:

@@ -5,7 +5,7 @@ import torch
 from mmengine.registry import DefaultScope, init_default_scope
 
 import mmkd  # noqa: F401
-import mmkd.models.distillers.base as base
+import mmkd.models.distillers.teacher as teacher_mod
 import mmkd.utils.precision as precision
 from helpers.cls_models import tiny_classifier
 from helpers.det_models import tiny_detector
@@ -36,30 +36,37 @@ def no_bf16(monkeypatch):
 def logged(monkeypatch):
     seen = []
     monkeypatch.setattr(
-        base, 'print_log',
+        teacher_mod, 'print_log',
         lambda msg, logger=None, level=None: seen.append((level, msg)))
     return seen
 
 
+def _prepared(d):
+    """The teacher as its first forward formats it (precision resolved for
+    its device, weights cast, channels-last)."""
+    d.teacher_runner.prepare()
+    return d
+
+
 def _det(kind='retinanet', **kwargs):
     init_default_scope('mmdet')
-    return DetectionDistiller(student=tiny_detector(kind, width=8),
-                              teacher=tiny_detector(kind, width=16),
-                              **kwargs)
+    return _prepared(DetectionDistiller(
+        student=tiny_detector(kind, width=8),
+        teacher=tiny_detector(kind, width=16), **kwargs))
 
 
 def _seg(**kwargs):
     init_default_scope('mmseg')
-    return SegmentationDistiller(student=tiny_segmentor('pspnet', 8),
-                                 teacher=tiny_segmentor('pspnet', 16),
-                                 **kwargs)
+    return _prepared(SegmentationDistiller(
+        student=tiny_segmentor('pspnet', 8),
+        teacher=tiny_segmentor('pspnet', 16), **kwargs))
 
 
 def _cls(**kwargs):
     with DefaultScope.overwrite_default_scope('mmkd'):
-        return ClassificationDistiller(student=tiny_classifier(width=4),
-                                       teacher=tiny_classifier(width=8),
-                                       **kwargs)
+        return _prepared(ClassificationDistiller(
+            student=tiny_classifier(width=4),
+            teacher=tiny_classifier(width=8), **kwargs))
 
 
 def _pair(build, **kwargs):
@@ -67,11 +74,13 @@ def _pair(build, **kwargs):
     weights (the bf16 teacher is the fp32 one, rounded)."""
     torch.manual_seed(0)
     d32 = build(teacher_precision='fp32', **kwargs)
+    d32.teacher_runner.reset_precision()
     d32.teacher.init_weights()
     d16 = build(teacher_precision='bf16', **kwargs)
+    d16.teacher_runner.reset_precision()  # load fp32 weights, cast again
     d16.student.load_state_dict(d32.student.state_dict())
     d16.teacher.load_state_dict(d32.teacher.state_dict())
-    return d32, d16
+    return _prepared(d32), _prepared(d16)
 
 
 def _images(n=2, size=64):
@@ -301,3 +310,43 @@ def test_cpu_capability_rule(monkeypatch, logged):
     d = _det(teacher_precision='bf16')
     assert d.teacher_dtype == torch.bfloat16
     assert 'no AMX-BF16' in logged[-1][1] and logged[-1][0] == 30
+
+
+def _fp32_state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_weights_stay_exact_fp32_until_the_first_forward(monkeypatch):
+    """'auto' on an AMX-like host: nothing is cast at build; the precision
+    is resolved at the first forward for the device the teacher is on
+    then (simulated: a device without bf16), from the exact weights."""
+    monkeypatch.setattr(precision, 'bf16_support', lambda device: 'fast')
+    init_default_scope('mmdet')
+    d = DetectionDistiller(student=tiny_detector('retinanet', width=8),
+                           teacher=tiny_detector('retinanet', width=16))
+    ref = _fp32_state(d.teacher)
+    assert all(v.dtype == torch.float32 for v in ref.values()
+               if v.is_floating_point())
+    monkeypatch.setattr(precision, 'bf16_support', lambda device: None)
+    _dense(d, _images())
+    assert d.teacher_dtype == torch.float32
+    for k, v in d.teacher.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+
+
+def test_a_cast_teacher_goes_back_to_its_exact_fp32_weights(monkeypatch):
+    """After a bf16 cast, a move (here its first step, reset_precision)
+    restores the exact fp32 weights, never up-cast bf16 ones."""
+    monkeypatch.setattr(precision, 'bf16_support', lambda device: 'fast')
+    init_default_scope('mmdet')
+    d = DetectionDistiller(student=tiny_detector('retinanet', width=8),
+                           teacher=tiny_detector('retinanet', width=16))
+    ref = _fp32_state(d.teacher)
+    _dense(d, _images())
+    assert d.teacher_dtype == torch.bfloat16
+    d.teacher_runner.reset_precision()
+    assert d.teacher_dtype == torch.float32
+    for k, v in d.teacher.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+        if v.dim() == 4:
+            assert v.is_contiguous()

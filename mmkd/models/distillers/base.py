@@ -5,77 +5,34 @@ a frozen teacher, and whatever exists only for distillation (auxiliary heads,
 adapters). Task adapters subclass it and implement :meth:`loss`: they only
 say which outputs to compare.
 
-The teacher is inference-only and kept outside the module tree on purpose:
+The teacher is a :class:`~.teacher.FrozenTeacher` (holding, precision,
+memory format, input re-normalisation, the no-grad call outside the
+student's autocast): a plain attribute, not a child module, so
+``Runner.train()``'s ``init_weights()`` cannot re-initialise it, the
+optimizer never sees its parameters, DDP never wraps it, and runner
+checkpoints hold only the student and the distillation-only modules (the
+teacher is rebuilt from ``teacher_ckpt``, so resuming is exact). It moves with
+the wrapper (``.to()``, ``.cuda()``, see :meth:`BaseDistiller._apply`).
 
-* not a child module, so ``Runner.train()``'s ``init_weights()`` cannot
-  re-initialise it, the optimizer never sees its parameters, DDP never wraps
-  it, and runner checkpoints hold only the student and the distillation-only
-  modules (the teacher is rebuilt from ``teacher_ckpt``, so resuming is exact);
-* ``requires_grad=False`` and ``eval()`` at all times, including after the
-  runner calls ``train()``;
-* moved together with the wrapper (``.to()``, ``.cuda()``) by :meth:`_apply`;
-* run at the hardware's speed: its weights are cast to ``teacher_precision``
-  (bf16 where the device computes it natively) and put in channels-last
-  memory format; its outputs reach the losses as fp32.
+mmdet / mmseg hooks that reach ``runner.model.bbox_head``, ``.backbone``,
+``.decode_head``, ... (``YOLOXModeSwitchHook``, ``SyncNormHook``, ...) reach
+the student's modules: those names are read-only views of the student's.
 """
-import functools
-import logging
 from abc import abstractmethod
 from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from mmengine.model import BaseModel
 
+from mmkd.deep_supervision.loop import idle_loss
 from mmkd.utils import load_weights
-from mmkd.utils.precision import resolve_precision, to_fp32
 from .builder import ModelSpec, adopt_plain_student_state, build_model
+from .teacher import FrozenTeacher
 
-
-class _NotCopied(tuple):
-    """A tuple that ``copy.deepcopy`` returns as it is: copies of the
-    distiller (mmengine's ``EMAHook`` makes one) share the one teacher."""
-
-    def __deepcopy__(self, memo):
-        return self
-
-
-@functools.lru_cache(maxsize=1)
-def _roi_extractors() -> tuple:
-    """mmdet's RoI extractor classes (none without mmdet)."""
-    try:
-        from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
-        return (BaseRoIExtractor, )
-    except ImportError:
-        return ()
-
-
-def _runs_in_fp32(module: nn.Module) -> bool:
-    """Whether a teacher module runs in fp32 on contiguous inputs (with its
-    own weights fp32 and contiguous) in a reduced-precision or channels-last
-    teacher: mmdet's RoI extractors (they cast the RoIs to the features'
-    dtype: bf16 would round the coordinates) and mmcv's compiled operators
-    (RoIAlign, deformable convolutions, ...: their CPU kernels take no bf16,
-    and channels-last maps are refused or misread)."""
-    return isinstance(module, _roi_extractors()) or \
-        type(module).__module__.startswith('mmcv.ops')
-
-
-def _outputs_fp32(module, args, output):
-    """Forward hook: the module's floating outputs as contiguous fp32."""
-    return to_fp32(output)
-
-
-def _inputs_fp32(module, args):
-    """Forward pre-hook: floating inputs (features, RoIs) as contiguous
-    fp32."""
-    return to_fp32(args)
-
-
-def _output_to(module, args, output, dtype):
-    """Forward hook: the output back in the teacher's ``dtype``."""
-    return output.to(dtype)
+#: student attributes that mmdet / mmseg hooks read on ``runner.model``
+STUDENT_VIEWS = ('backbone', 'neck', 'bbox_head', 'rpn_head', 'roi_head',
+                 'decode_head', 'auxiliary_head')
 
 
 class BaseDistiller(BaseModel):
@@ -106,15 +63,18 @@ class BaseDistiller(BaseModel):
             ``teacher_precision`` there too. Defaults to False.
         teacher_precision (str): The dtype of the teacher's weights and
             activations: ``'fp32'``, ``'bf16'``, ``'fp16'`` (CUDA only), or
-            ``'auto'``: bf16 where the device computes it natively (CUDA
-            compute capability 8.0+, a CPU with AMX-BF16 or AVX512-BF16),
-            else fp32. A precision the device cannot run natively falls
-            back to fp32 with a logged warning (rules:
+            ``'auto'``: bf16 where the device computes it fast (CUDA
+            with native bf16, compute capability 8.0+; a CPU with
+            AMX-BF16), else fp32. Resolved at the teacher's first forward,
+            for the device it is on then (its weights stay exact fp32
+            until then). A precision the device cannot run falls back to
+            fp32 with a logged message (rules:
             :func:`mmkd.utils.resolve_precision`). The weights are cast
-            (faster than autocast, and half the memory); outputs go back to
-            fp32 before any loss or post-processing; mmdet's RoI extractors
-            (on the fp32 RoIs) and mmcv's compiled operators (RoIAlign,
-            deformable convolutions) run in fp32 on contiguous maps.
+            (faster than autocast, and half the memory); the teacher runs
+            outside the student's autocast; outputs go back to fp32 before
+            any loss or post-processing; mmdet's RoI extractors (on the
+            fp32 RoIs) and mmcv's compiled operators (RoIAlign, deformable
+            convolutions) run in fp32 on contiguous maps.
             Defaults to ``'auto'``.
         teacher_channels_last (bool): Keep the teacher's conv weights and
             inputs in channels-last memory format (faster convolutions with
@@ -129,13 +89,6 @@ class BaseDistiller(BaseModel):
 
     #: scope in which inline student/teacher dicts are built
     default_scope = 'mmdet'
-    #: teacher submodules (by attribute name, at any depth) whose outputs
-    #: are predictions: a forward hook returns them as fp32, so losses and
-    #: post-processing (box decoding, resizing, argmax) never see bf16
-    teacher_output_modules = ('bbox_head', 'rpn_head', 'mask_head',
-                              'decode_head', 'auxiliary_head', 'conv_seg',
-                              'model')
-
     def __init__(self,
                  student: ModelSpec,
                  teacher: ModelSpec,
@@ -163,27 +116,30 @@ class BaseDistiller(BaseModel):
             student_model.is_init = True
         # load_from of a plain student file loads into the student
         self.register_load_state_dict_pre_hook(adopt_plain_student_state)
+        # Building the teacher (and the subclasses' auxiliary heads) draws
+        # from torch's random stream; it is restored afterwards
+        # (restore_rng), so for a given seed the runner's init_weights()
+        # draws the student's initial weights exactly as for the plain
+        # student: paired arms.
+        self._rng_after_student = torch.get_rng_state()
         teacher_model = build_model(teacher, self.default_scope)
         self.teacher_meta = {}
         if teacher_ckpt is not None:
             self.teacher_meta = load_weights(teacher_model, teacher_ckpt,
                                              'teacher', teacher_ckpt_key)
-        teacher_model.requires_grad_(False)
-        teacher_model.eval()
-        # a tuple: not a child module; never deep-copied
-        self._teacher = _NotCopied((teacher_model, ))
+        self.teacher_runner = FrozenTeacher(
+            teacher_model, teacher_precision, teacher_channels_last,
+            student_model.data_preprocessor)
         self.eval_teacher = eval_teacher
-        resolve_precision(teacher_precision, 'cpu')  # validates the name
-        self.teacher_precision = teacher_precision
-        self.teacher_channels_last = teacher_channels_last
-        self._teacher_hooks = _NotCopied(())
-        self._format_teacher()
         # multiplies every distillation term; hooks schedule it
         self.distill_scale = 1.0
         # subclasses: False when no configured term needs the teacher
         self.uses_teacher = True
-        self._set_input_conversion(student_model.data_preprocessor,
-                                   teacher_model.data_preprocessor)
+
+    def restore_rng(self) -> None:
+        """Put torch's random stream back where the student's build left it
+        (subclasses call this at the end of ``__init__``)."""
+        torch.set_rng_state(self._rng_after_student)
 
     # ------------------------------------------------------------ teacher
     @property
@@ -194,127 +150,60 @@ class BaseDistiller(BaseModel):
 
     @property
     def teacher(self) -> nn.Module:
-        """The frozen teacher (not a child module; see the module doc)."""
-        return self._teacher[0]
+        """The frozen teacher model (not a child module; see the module
+        doc)."""
+        return self.teacher_runner.model
+
+    @property
+    def teacher_dtype(self) -> torch.dtype:
+        """The dtype the teacher runs in (resolved at its first forward)."""
+        return self.teacher_runner.dtype
 
     def train(self, mode: bool = True) -> 'BaseDistiller':
         super().train(mode)
         self.teacher.eval()
         return self
 
-    @property
-    def teacher_dtype(self) -> torch.dtype:
-        """The dtype the teacher runs in (see ``teacher_precision``)."""
-        return self._teacher_dtype
-
     def _apply(self, fn, *args, **kwargs):
         """The teacher follows the wrapper's device only: ``.to(device)``,
-        ``.cuda()`` and ``.cpu()`` move it, while dtype conversions of the
-        wrapper (``.float()``, ``.half()``, ``.to(dtype)``) and memory-format
-        ones leave it in its configured ``teacher_precision`` and format.
-        On a new device the precision is resolved for that device."""
-        teacher = self.teacher
-        here = next(teacher.parameters()).device
+        ``.cuda()`` and ``.cpu()`` move it (see :meth:`FrozenTeacher.to`),
+        while dtype and memory-format conversions of the wrapper leave it
+        as ``teacher_precision`` makes it."""
+        here = self.teacher_runner.device
         there = fn(torch.empty(0, device=here)).device
-        if there != here:
-            teacher.to(there)
-            self._format_teacher()
+        self.teacher_runner.to(there)
         return super()._apply(fn, *args, **kwargs)
 
-    def _format_teacher(self) -> None:
-        """Cast the teacher to its precision on its current device, set its
-        memory format and (re)install the hooks that keep its outputs fp32
-        and its RoI operators in fp32."""
-        teacher = self.teacher
-        device = next(teacher.parameters()).device
-        dtype, message = resolve_precision(self.teacher_precision, device)
-        if message:
-            print_log(message, logger='current',
-                      level=logging.INFO if self.teacher_precision == 'auto'
-                      else logging.WARNING)
-        teacher.to(dtype=dtype)
-        if self.teacher_channels_last:
-            teacher.to(memory_format=torch.channels_last)
-        self._teacher_dtype = dtype
-        for handle in self._teacher_hooks:
-            handle.remove()
-        handles, in_fp32 = [], []
-        for name, module in teacher.named_modules():
-            if name.rsplit('.', 1)[-1] in self.teacher_output_modules:
-                handles.append(module.register_forward_hook(_outputs_fp32))
-            if (dtype != torch.float32 or self.teacher_channels_last) \
-                    and _runs_in_fp32(module) and not any(
-                        name.startswith(p + '.') for p in in_fp32):
-                in_fp32.append(name)  # its submodules run in fp32 too
-                module.to(dtype=torch.float32,
-                          memory_format=torch.contiguous_format)
-                handles += [
-                    module.register_forward_pre_hook(_inputs_fp32),
-                    module.register_forward_hook(
-                        functools.partial(_output_to, dtype=dtype))
-                ]
-        self._teacher_hooks = _NotCopied(handles)
+    def teacher_forward(self, fn, inputs: torch.Tensor, *extra,
+                        data_samples: Optional[list] = None):
+        """Run ``fn(teacher_inputs, *extra)`` for the teacher (see
+        :meth:`FrozenTeacher.__call__`); every distiller runs its teacher
+        through here. ``data_samples`` (with ``img_shape``) let padding be
+        the teacher's zero."""
+        return self.teacher_runner(fn, inputs, *extra,
+                                   data_samples=data_samples)
 
-    def teacher_forward(self, fn, inputs: torch.Tensor, *extra):
-        """Run ``fn(teacher_inputs, *extra)`` for the teacher, under
-        ``no_grad``; every distiller runs its teacher through here.
-
-        ``inputs`` are the student-normalised images (re-normalised here the
-        teacher's way, then cast to its precision and memory format);
-        ``extra`` (e.g. RoIs) is passed unchanged. Floating tensors in the
-        result come back as contiguous fp32.
-        """
-        with torch.no_grad():
-            return to_fp32(fn(self._teacher_input(inputs), *extra))
-
-    def _teacher_input(self, inputs: torch.Tensor) -> torch.Tensor:
-        """:meth:`teacher_inputs` in the teacher's dtype and format."""
-        x = self.teacher_inputs(inputs)
-        fmt = torch.channels_last if self.teacher_channels_last and \
-            x.dim() == 4 else torch.preserve_format
-        return x.to(dtype=self._teacher_dtype, memory_format=fmt)
-
-    def _set_input_conversion(self, student_pre: nn.Module,
-                              teacher_pre: nn.Module) -> None:
-        """Prepare the re-normalisation of student inputs for the teacher."""
-
-        def norm(pre):
-            enabled = getattr(pre, '_enable_normalize', False)
-            mean = pre.mean.flatten() if enabled else None
-            std = pre.std.flatten() if enabled else None
-            # mmdet's preprocessors call it _channel_conversion, mmseg's
-            # channel_conversion
-            flip = getattr(pre, '_channel_conversion',
-                           getattr(pre, 'channel_conversion', False))
-            return mean, std, bool(flip)
-
-        s_mean, s_std, s_flip = norm(student_pre)
-        t_mean, t_std, t_flip = norm(teacher_pre)
-        same = s_flip == t_flip and (
-            (s_mean is None and t_mean is None) or
-            (s_mean is not None and t_mean is not None
-             and torch.equal(s_mean, t_mean) and torch.equal(s_std, t_std)))
-        self._renorm = None if same else dict(
-            s_mean=s_mean, s_std=s_std, t_mean=t_mean, t_std=t_std,
-            flip=s_flip != t_flip)
-
-    def teacher_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+    def teacher_inputs(self, inputs: torch.Tensor,
+                       data_samples: Optional[list] = None) -> torch.Tensor:
         """Student-normalised inputs re-normalised the teacher's way."""
-        if self._renorm is None:
-            return inputs
-        r = self._renorm
+        return self.teacher_runner.inputs(inputs, data_samples)
 
-        def col(v):
-            return v.to(inputs).view(1, -1, 1, 1)
-
-        x = inputs
-        if r['s_mean'] is not None:
-            x = x * col(r['s_std']) + col(r['s_mean'])
-        if r['flip']:
-            x = x.flip(1)
-        if r['t_mean'] is not None:
-            x = (x - col(r['t_mean'])) / col(r['t_std'])
+    def teacher_eval_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the teacher's ``predict`` sees of the (teacher-normalised)
+        batch with ``eval_teacher``; classification resizes to
+        ``teacher_input_size``."""
         return x
+
+    def set_epoch(self, epoch: int) -> None:
+        """mmdet's ``SetEpochInfoHook``: the epoch for the student (its own
+        ``set_epoch`` if it has one) and every head that keeps an ``epoch``
+        (TOOD's schedule: ``initial_epoch``), auxiliary heads included."""
+        if hasattr(self.student, 'set_epoch'):
+            self.student.set_epoch(epoch)
+        for module in self.modules():
+            if module is not self and (hasattr(module, 'epoch')
+                                       or hasattr(module, 'initial_epoch')):
+                module.epoch = epoch
 
     # ------------------------------------------------------------ routing
     def forward(self,
@@ -324,9 +213,10 @@ class BaseDistiller(BaseModel):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if self.eval_teacher:
-            with torch.no_grad():
-                return self.teacher(
-                    self._teacher_input(inputs), data_samples, mode=mode)
+            return self.teacher_forward(
+                lambda x: self.teacher(self.teacher_eval_inputs(x),
+                                       data_samples, mode=mode),
+                inputs, data_samples=data_samples)
         return self.student(inputs, data_samples, mode=mode)
 
     @abstractmethod
@@ -347,35 +237,7 @@ class BaseDistiller(BaseModel):
         backbone.train(was_training)
         return [o.shape[1] for o in outs], [size // o.shape[-1] for o in outs]
 
-    @staticmethod
-    def deep_supervision_stages(cfg: dict, num_outputs: int):
-        """Validated ``(stages, stage_weights)`` of a ``deep_supervision``
-        config."""
-        stages = list(cfg.get('stages', ()))
-        if not stages:
-            raise ValueError('deep_supervision needs a non-empty "stages"')
-        for s in stages:
-            if not 0 <= s < num_outputs:
-                raise ValueError(
-                    f'deep_supervision.stages: {s} is not one of the '
-                    f'backbone outputs 0..{num_outputs - 1}')
-        weights = list(cfg.get('stage_weights') or [1.0] * len(stages))
-        if len(weights) != len(stages):
-            raise ValueError(
-                f'deep_supervision: {len(weights)} stage_weights for '
-                f'{len(stages)} stages')
-        return stages, weights
-
-    @staticmethod
-    def idle_loss(modules: nn.Module) -> Dict[str, torch.Tensor]:
-        """``{'ds.loss_idle': 0}`` connected to every parameter of
-        ``modules``: while no term trains them (distillation stopped), DDP
-        still sees a gradient (of 0) for each, so no run needs
-        ``find_unused_parameters``."""
-        params = list(modules.parameters())
-        if not params:
-            return {}
-        return {'ds.loss_idle': sum(p.sum() for p in params) * 0}
+    idle_loss = staticmethod(idle_loss)
 
     def parse_losses(self, losses: Dict[str, torch.Tensor]):
         """mmengine's ``parse_losses``, after checking that every term is
@@ -409,3 +271,16 @@ class BaseDistiller(BaseModel):
             v * self.distill_scale
             for k, v in losses.items()
         }
+
+
+def _student_view(name: str) -> property:
+
+    def get(self):
+        return getattr(self.student, name)
+
+    return property(get, doc=f"The student's ``{name}`` (for mmdet / mmseg "
+                    'hooks that reach it on ``runner.model``).')
+
+
+for _name in STUDENT_VIEWS:
+    setattr(BaseDistiller, _name, _student_view(_name))

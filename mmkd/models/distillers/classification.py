@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from mmkd.deep_supervision.cls_heads import build_stage_heads
+from mmkd.deep_supervision.loop import DeepSupervision
 from mmkd.registry import MODELS
 from .base import BaseDistiller
 from .builder import ModelSpec
@@ -41,13 +42,15 @@ class ClassificationDistiller(BaseDistiller):
         teacher_input_size (int | Sequence[int], optional): Resize the
             (mixed) batch to this size for the teacher, when it was trained
             at another resolution. Defaults to None (same input).
-        deep_supervision (dict, optional): ``stages`` (indices into the timm
-            student's ``feature_info``, e.g. ``[1, 2, 3]`` for ResNet
-            layer1..3 or ViT block indices), and optionally ``stage_weights``,
-            ``kd_weight`` (default 1), ``gt_weight`` (label loss on the
-            heads, default 0), ``head`` (``'auto'``, ``'cnn'``, ``'vit'``)
-            and ``mode`` (``'light'``: CNN heads keep the stage's width;
-            ``'full'``: OFA-KD's channel doubling). Defaults to None (off).
+        deep_supervision (dict, optional): The shared contract
+            (:class:`mmkd.deep_supervision.loop.DeepSupervision`:
+            ``stages`` (indices into the timm student's ``feature_info``,
+            e.g. ``[1, 2, 3]`` for ResNet layer1..3 or ViT block indices;
+            sorted), ``stage_weights``, ``mode`` (``'light'``: CNN heads
+            keep the stage's width; ``'full'``: OFA-KD's channel doubling),
+            ``gt_weight`` (label loss on the heads, default 0),
+            ``kd_weight``) plus ``head`` (``'auto'``, ``'cnn'``,
+            ``'vit'``). Defaults to None (off).
         **kwargs: The options of :class:`BaseDistiller` (``teacher_ckpt``:
             an mmkd run's checkpoint or plain timm keys; ``eval_teacher``,
             ...).
@@ -78,44 +81,51 @@ class ClassificationDistiller(BaseDistiller):
         if isinstance(teacher_input_size, int):
             teacher_input_size = (teacher_input_size, teacher_input_size)
         self.teacher_input_size = teacher_input_size
-        self.ds_cfg = dict(deep_supervision or {})
-        self.ds_stages, self.ds_weights = [], []
+        self.ds = None
         self.ds_heads = None
-        if self.ds_cfg:
+        if deep_supervision:
             info = self.student.model.feature_info
-            self.ds_stages, self.ds_weights = self.deep_supervision_stages(
-                self.ds_cfg, len(info))
-            if not self.ds_cfg.get('gt_weight', 0.0) and (
-                    not self.ds_cfg.get('kd_weight', 1.0)
-                    or self.kd_loss is None):
-                raise ValueError(
-                    'deep_supervision: gt_weight and kd_weight (or distill) '
-                    'are all 0, so the auxiliary heads would get no gradient')
+            self.ds = DeepSupervision(
+                dict(deep_supervision), len(info), 0.0,
+                self.kd_loss is not None,
+                [i.get('module', str(k)) for k, i in enumerate(info)])
             self.ds_heads = build_stage_heads(
-                info, self.ds_stages, s_cls, self.ds_cfg.get('head', 'auto'),
-                self.ds_cfg.get('mode', 'light'))
+                info, self.ds.stages, s_cls,
+                self.ds.cfg.get('head', 'auto'), self.ds.mode)
+        self.restore_rng()
+
+    @property
+    def ds_stages(self) -> list:
+        return self.ds.stages if self.ds else []
+
+    @property
+    def ds_weights(self) -> list:
+        return self.ds.weights if self.ds else []
+
+    def teacher_eval_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch at ``teacher_input_size`` (bicubic), as in training."""
+        if self.teacher_input_size is not None and \
+                tuple(x.shape[-2:]) != tuple(self.teacher_input_size):
+            x = F.interpolate(
+                x, size=self.teacher_input_size, mode='bicubic',
+                align_corners=False)
+        return x
 
     def teacher_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """The teacher's logits for the (mixed) student batch."""
 
-        def run(x):
-            if self.teacher_input_size is not None and \
-                    tuple(x.shape[-2:]) != tuple(self.teacher_input_size):
-                x = F.interpolate(
-                    x, size=self.teacher_input_size, mode='bicubic',
-                    align_corners=False)
-            return self.teacher(x, mode='tensor')
-
-        return self.teacher_forward(run, inputs)
+        return self.teacher_forward(
+            lambda x: self.teacher(self.teacher_eval_inputs(x), mode='tensor'),
+            inputs)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: list) -> Dict[str, torch.Tensor]:
         model = self.student.model
-        if self.ds_heads is None:
+        if self.ds is None:
             logits, feats = model(inputs), []
         else:
             final, feats = model.forward_intermediates(
-                inputs, indices=self.ds_stages)
+                inputs, indices=self.ds.stages)
             logits = model.forward_head(final)
         target = self.student.targets(data_samples)
         losses = {
@@ -127,22 +137,23 @@ class ClassificationDistiller(BaseDistiller):
             else None
         kd = {}
         if t_logits is not None:
-            kd['loss_kd'] = self.kd_loss(logits, t_logits, target=target)
-        kd_w = self.ds_cfg.get('kd_weight', 1.0)
-        gt_w = self.ds_cfg.get('gt_weight', 0.0)
-        for i, (head, feat, w) in enumerate(
-                zip(self.ds_heads or [], feats, self.ds_weights)):
-            if not gt_w and (t_logits is None or not kd_w):
-                continue
-            h_logits = head(feat)
-            if t_logits is not None and kd_w:
-                kd[f'ds{i}.loss_kd'] = w * kd_w * self.kd_loss(
-                    h_logits, t_logits, target=target)
-            if gt_w:
-                for k, v in self.student.loss_by_logits(
-                        h_logits, data_samples).items():
-                    losses[f'ds{i}.{k}'] = w * gt_w * v
+            kd['loss_kd'] = self.kd_loss(logits.float(), t_logits,
+                                         target=target)
+        if self.ds is not None:
+            feats = dict(zip(self.ds.stages, feats))
+
+            def run(head, stage, with_gt):
+                h_logits = head(feats[stage])
+                gt = self.student.loss_by_logits(h_logits, data_samples) \
+                    if with_gt else None
+                return h_logits, gt
+
+            gt, ds_kd = self.ds.losses(
+                self.ds_heads, run,
+                lambda h: {'loss_kd': self.kd_loss(h.float(), t_logits,
+                                                   target=target)},
+                t_logits is not None)
+            losses.update(gt)
+            kd.update(ds_kd)
         losses.update(self.scaled(kd))
-        if self.ds_heads is not None and not gt_w and t_logits is None:
-            losses.update(self.idle_loss(self.ds_heads))
         return losses

@@ -1,22 +1,30 @@
-"""Distillation for MMSegmentation 1.x segmentors (EncoderDecoder).
+"""Distillation for MMSegmentation 1.x segmentors.
 
-* KD on the decode head's logits (``distill.logits``): pixel-wise vanilla KD
-  (``mmkd.PixelKDLoss``, ignore-index pixels excluded, maps brought to a
-  common resolution) or channel-wise distillation
-  (``mmkd.ChannelWiseDivergence``).
-* The student's own mmseg ``auxiliary_head`` (if any) is distilled with the
-  same loss from the teacher's final logits (``aux.loss_kd``).
-* Deep supervision: light auxiliary FCN heads (one 3x3 conv of 64 channels)
-  on the student backbone stages listed in ``deep_supervision.stages``, each
-  trained by pixel KD from the teacher's final logits (``ds<i>.loss_kd``) at
-  the logits' own resolution and, with ``gt_weight > 0``, also by
-  cross-entropy on the labels (``ds<i>.loss_ce``, mmseg's loss, computed at
-  the label resolution: the costly part). They live in the wrapper and
-  vanish at export.
+Supported: ``EncoderDecoder`` (FCN, PSPNet, DeepLabV3(+), UPerNet,
+SegFormer, ...) and ``CascadeEncoderDecoder`` (OCRNet), with the decode
+heads in :data:`DECODE_HEADS`; anything else is refused at build, with that
+list.
+
+* The student computes its task losses with its own ``loss()``; forward
+  hooks keep its backbone stages and the logits of its final decode head,
+  of the earlier heads of a cascade and of its ``auxiliary_head``.
+* KD on the final decode head's logits (``decode.loss_kd``): pixel-wise
+  vanilla KD (``mmkd.PixelKDLoss``, ignore-index pixels excluded, maps
+  brought to a common resolution) or channel-wise distillation
+  (``mmkd.ChannelWiseDivergence``). The earlier cascade heads (OCRNet's FCN
+  head) and the student's own ``auxiliary_head`` are distilled with the same
+  loss from the teacher's final logits (``decode_<i>.loss_kd``,
+  ``aux.loss_kd``) when ``distill_aux_head``.
+* Deep supervision: auxiliary FCN heads on the student backbone stages in
+  ``deep_supervision.stages`` (light: one 3x3 conv of 64 channels; full: the
+  decode head's width and two convs), each trained by pixel KD from the
+  teacher's final logits (``ds<i>.loss_kd``) and, with ``gt_weight > 0``,
+  by mmseg's cross-entropy on the labels (``ds<i>.loss_ce``). They live in
+  the wrapper and vanish at export.
 
 Pixels whose label is the student decode head's ``ignore_index`` do not
 count in the KD terms. The teacher runs ``extract_feat`` and its decode
-head's ``forward`` through :meth:`BaseDistiller.teacher_forward` — never its
+heads' ``forward`` through :meth:`BaseDistiller.teacher_forward`: never its
 losses, and not at all while no distillation term is active. Student and
 teacher may differ in backbone, channels and output stride; their class
 counts must match.
@@ -31,13 +39,54 @@ from mmengine.model import ModuleList
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 
+from mmkd.deep_supervision.loop import DeepSupervision
 from mmkd.registry import MODELS
 from .base import BaseDistiller
 from .builder import ModelSpec, load_model_cfg
+from .capture import Capture
 
 
-def _prefixed(losses: dict, prefix: str) -> dict:
-    return {f'{prefix}.{k}': v for k, v in losses.items()}
+#: decode heads whose training forward gives dense class logits
+DECODE_HEADS = ('FCNHead', 'PSPHead', 'ASPPHead', 'DepthwiseSeparableASPPHead',
+                'UPerHead', 'SegformerHead', 'OCRHead')
+#: segmentor types: how their decode heads are called
+SEGMENTORS = ('EncoderDecoder', 'CascadeEncoderDecoder')
+
+
+def _heads(model: nn.Module) -> list:
+    heads = model.decode_head
+    return list(heads) if isinstance(heads, nn.ModuleList) else [heads]
+
+
+def check_supported(model: nn.Module, role: str) -> None:
+    """Refuse, at build, a segmentor or decode head mmkd does not distil."""
+    kind = type(model).__name__
+    heads = [type(h).__name__ for h in _heads(model)] \
+        if hasattr(model, 'decode_head') else []
+    why = None
+    if kind not in SEGMENTORS:
+        why = f'segmentor {kind}'
+    elif heads[-1] not in DECODE_HEADS:
+        why = f'{kind} with final decode head {heads[-1]}' + (
+            ' (query-based: Mask2Former / MaskFormer, planned separately)'
+            if 'Mask' in heads[-1] and 'Former' in heads[-1] else
+            ' (PointRend: its training forward predicts sampled points, '
+            'not a dense map)' if heads[-1] == 'PointHead' else '')
+    if why:
+        raise ValueError(
+            f'{role} {why} is not supported by mmkd.SegmentationDistiller; '
+            f'supported: {", ".join(SEGMENTORS)} with final decode head '
+            f'{", ".join(DECODE_HEADS)}')
+
+
+def final_logits(model: nn.Module, feats) -> torch.Tensor:
+    """A segmentor's final decode-head logits (a cascade's heads chained as
+    in its own ``encode_decode``)."""
+    heads = _heads(model)
+    out = heads[0](feats)
+    for head in heads[1:]:
+        out = head(feats, out)
+    return out
 
 
 @MODELS.register_module()
@@ -55,12 +104,12 @@ class SegmentationDistiller(BaseDistiller):
             ``dict(logits=dict(type='mmkd.PixelKDLoss'))``.
         distill_aux_head (bool): Also distil the student's own
             ``auxiliary_head``. Defaults to True.
-        deep_supervision (dict, optional): ``stages`` (indices into the
-            backbone outputs) and optionally ``channels`` (FCN width, default
-            64), ``num_convs`` (default 1), ``stage_weights``, ``kd_weight``
-            (default 1), ``mode`` (``'light'``, the default, or ``'full'``)
-            and ``gt_weight`` (the label loss: default 0 in the light mode,
-            1 in the full one). Defaults to None (off).
+        deep_supervision (dict, optional): The shared contract
+            (:class:`mmkd.deep_supervision.loop.DeepSupervision`:
+            ``stages``, ``stage_weights``, ``mode``, ``gt_weight`` (default
+            0: KD only), ``kd_weight``) plus ``channels`` and ``num_convs``
+            of the FCN heads (light: 64 and 1; full: the decode head's
+            ``channels`` and 2). Defaults to None (off).
         **kwargs: The options of :class:`BaseDistiller` (``teacher_ckpt``,
             ``eval_teacher``, ...).
     """
@@ -75,8 +124,10 @@ class SegmentationDistiller(BaseDistiller):
                  deep_supervision: Optional[dict] = None,
                  **kwargs) -> None:
         super().__init__(student, teacher, **kwargs)
-        s_cls = self.student.decode_head.num_classes
-        t_cls = self.teacher.decode_head.num_classes
+        check_supported(self.student, 'student')
+        check_supported(self.teacher, 'teacher')
+        s_cls = _heads(self.student)[-1].num_classes
+        t_cls = _heads(self.teacher)[-1].num_classes
         if s_cls != t_cls:
             raise ValueError('student and teacher differ in class count: '
                              f'student {s_cls}, teacher {t_cls}')
@@ -84,25 +135,22 @@ class SegmentationDistiller(BaseDistiller):
         if unknown:
             raise KeyError(f'distill: unknown terms {sorted(unknown)} '
                            "(expected 'logits')")
-        self.ignore_index = self.student.decode_head.ignore_index
+        self.ignore_index = _heads(self.student)[-1].ignore_index
         self.kd_loss = None
         if distill:
             self.kd_loss = MODELS.build(
                 self._with_ignore_index(dict(distill['logits'])))
         self.uses_teacher = self.kd_loss is not None
         self.distill_aux_head = distill_aux_head
-        self.ds_cfg = dict(deep_supervision or {})
+        self.ds = None
         self.ds_heads = ModuleList()
-        self.ds_weights = []
-        mode = self.ds_cfg.get('mode', 'light')
-        if mode not in ('light', 'full'):
-            raise ValueError("deep_supervision.mode must be 'light' or "
-                             f"'full', got {mode!r}")
-        self.ds_gt_weight = self.ds_cfg.get('gt_weight',
-                                            0.0 if mode == 'light' else 1.0)
-        self.ds_kd_weight = self.ds_cfg.get('kd_weight', 1.0)
-        if self.ds_cfg:
-            self._build_deep_supervision(student)
+        if deep_supervision:
+            self._build_deep_supervision(student, dict(deep_supervision))
+        self.restore_rng()
+
+    @property
+    def ds_weights(self) -> list:
+        return self.ds.weights if self.ds else []
 
     def _with_ignore_index(self, cfg: dict) -> dict:
         """The loss config with the student decode head's ignore index (for
@@ -118,25 +166,22 @@ class SegmentationDistiller(BaseDistiller):
                 f'decode head ignores label {self.ignore_index}')
         return cfg
 
-    def _build_deep_supervision(self, student: ModelSpec) -> None:
-        cfg = self.ds_cfg
+    def _build_deep_supervision(self, student: ModelSpec, cfg: dict) -> None:
         channels, _ = self.student_stages(64)
-        stages, self.ds_weights = self.deep_supervision_stages(
-            cfg, len(channels))
-        if not self.ds_gt_weight and (not self.ds_kd_weight
-                                      or self.kd_loss is None):
-            raise ValueError(
-                'deep_supervision: gt_weight and kd_weight (or distill) are '
-                'all 0, so the auxiliary heads would get no gradient')
+        self.ds = DeepSupervision(cfg, len(channels), 0.0,
+                                  self.kd_loss is not None)
         model_cfg, scope, _ = load_model_cfg(student, self.default_scope)
         head = model_cfg.decode_head
-        for s in stages:
+        head = head[-1] if isinstance(head, (list, tuple)) else head
+        light = self.ds.light
+        for s in self.ds.stages:
             fcn = dict(
                 type='FCNHead',
                 in_channels=channels[s],
                 in_index=s,
-                channels=cfg.get('channels', 64),
-                num_convs=cfg.get('num_convs', 1),
+                channels=cfg.get('channels',
+                                 64 if light else head.get('channels', 256)),
+                num_convs=cfg.get('num_convs', 1 if light else 2),
                 concat_input=False,
                 dropout_ratio=0.1,
                 num_classes=head.num_classes,
@@ -152,45 +197,51 @@ class SegmentationDistiller(BaseDistiller):
     def loss(self, inputs: torch.Tensor,
              data_samples: list) -> Dict[str, torch.Tensor]:
         student = self.student
+        heads = _heads(student)
+        aux = student.auxiliary_head if student.with_auxiliary_head else []
+        aux = [(f'aux_{i}', h) for i, h in enumerate(aux)] \
+            if isinstance(aux, nn.ModuleList) else \
+            [('aux', aux)] if aux else []
+        others = [(f'decode_{i}', h) for i, h in enumerate(heads[:-1])] + aux
+        # mmseg's heads call their own forward() inside loss(), so the hooks
+        # sit on their classifier (conv_seg, run as a module by cls_seg)
+        with Capture() as cap:
+            cap.output(student.backbone, 'stages')
+            cap.output(heads[-1].conv_seg, 'decode')
+            for name, head in others:
+                cap.output(head.conv_seg, name)
+            losses = student.loss(inputs, data_samples)
         t_logits = None
         if self.teacher_active:
             teacher = self.teacher
             t_logits = self.teacher_forward(
-                lambda x: teacher.decode_head(teacher.extract_feat(x)),
-                inputs)
+                lambda x: final_logits(teacher, teacher.extract_feat(x)),
+                inputs, data_samples=data_samples)
         labels = torch.stack([d.gt_sem_seg.data for d in data_samples])
-        stages = student.backbone(inputs)  # extract_feat, keeping the stages
-        x = student.neck(stages) if student.with_neck else stages
-        s_logits = student.decode_head(x)
-        losses = _prefixed(
-            student.decode_head.loss_by_feat(s_logits, data_samples),
-            'decode')
+
+        def kd_terms(logits):
+            return {'loss_kd': self.kd_loss(logits.float(), t_logits, labels)}
+
         kd = {}
         if t_logits is not None:
-            kd['decode.loss_kd'] = self.kd_loss(s_logits, t_logits, labels)
-        if student.with_auxiliary_head:
-            heads = student.auxiliary_head
-            named = [(f'aux_{i}', h) for i, h in enumerate(heads)] \
-                if isinstance(heads, nn.ModuleList) else [('aux', heads)]
-            for name, head in named:
-                logits = head(x)
-                losses.update(
-                    _prefixed(head.loss_by_feat(logits, data_samples), name))
-                if self.distill_aux_head and t_logits is not None:
-                    kd[f'{name}.loss_kd'] = self.kd_loss(
-                        logits, t_logits, labels)
-        gt_w0, kd_w0 = self.ds_gt_weight, self.ds_kd_weight
-        for i, (head, w) in enumerate(zip(self.ds_heads, self.ds_weights)):
-            if not gt_w0 and (t_logits is None or not kd_w0):
-                continue
-            logits = head(stages)
-            if gt_w0:
-                for k, v in head.loss_by_feat(logits, data_samples).items():
-                    losses[f'ds{i}.{k}'] = v * w * gt_w0 if 'loss' in k else v
-            if t_logits is not None and kd_w0:
-                kd[f'ds{i}.loss_kd'] = w * kd_w0 * self.kd_loss(
-                    logits, t_logits, labels)
+            kd['decode.loss_kd'] = kd_terms(cap['decode'])['loss_kd']
+            if self.distill_aux_head:
+                for name, _ in others:
+                    kd[f'{name}.loss_kd'] = kd_terms(cap[name])['loss_kd']
+        if self.ds is not None:
+
+            def run(head, stage, with_gt):
+                if not with_gt:
+                    return head(cap['stages']), None
+                with Capture() as c:
+                    c.output(head.conv_seg, 'logits')
+                    gt = head.loss(cap['stages'], data_samples,
+                                   student.train_cfg)
+                return c['logits'], gt
+
+            gt, ds_kd = self.ds.losses(self.ds_heads, run, kd_terms,
+                                       t_logits is not None)
+            losses.update(gt)
+            kd.update(ds_kd)
         losses.update(self.scaled(kd))
-        if self.ds_cfg and not gt_w0 and t_logits is None:
-            losses.update(self.idle_loss(self.ds_heads))
         return losses

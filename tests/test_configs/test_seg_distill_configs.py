@@ -283,7 +283,8 @@ def test_config(name):
 
 def _final_head(model):
     heads = model.decode_head
-    return heads[-1] if isinstance(heads, torch.nn.ModuleList) else heads
+    return heads[-1] if isinstance(heads, (list, torch.nn.ModuleList)) \
+        else heads
 
 
 def _batch(n=2, size=64, seed=0):

@@ -24,7 +24,9 @@ it. It owns:
   preprocessor would pad them.
 * **The call**: under ``no_grad`` and outside any autocast of the student
   (mmengine's ``AmpOptimWrapper``): the teacher computes in its own
-  precision, and every floating output comes back as contiguous fp32.
+  precision (a reduced one under an autocast of that dtype, so tensors a
+  model creates in fp32 on the way meet its weights in that dtype), and
+  every floating output comes back as contiguous fp32.
 """
 import functools
 import logging
@@ -47,15 +49,21 @@ def _roi_extractors() -> tuple:
         return ()
 
 
+#: modules that call mmcv's compiled operators as functions (TOOD's head:
+#: ``deform_conv2d`` in its deformable sampling), so they run in fp32 whole
+CALLS_MMCV_OPS = ('TOODHead', )
+
+
 def _runs_in_fp32(module: nn.Module) -> bool:
     """Whether a teacher module runs in fp32 on contiguous inputs in a
     reduced-precision or channels-last teacher: mmdet's RoI extractors
     (they cast the RoIs to the features' dtype: bf16 would round the
-    coordinates) and mmcv's compiled operators (RoIAlign, deformable
+    coordinates), mmcv's compiled operators (RoIAlign, deformable
     convolutions: their CPU kernels take no bf16, and channels-last maps are
-    refused or misread)."""
+    refused or misread) and the modules of :data:`CALLS_MMCV_OPS`."""
     return isinstance(module, _roi_extractors()) or \
-        type(module).__module__.startswith('mmcv.ops')
+        type(module).__module__.startswith('mmcv.ops') or \
+        type(module).__name__ in CALLS_MMCV_OPS
 
 
 def _outputs_fp32(module, args, output):
@@ -63,15 +71,43 @@ def _outputs_fp32(module, args, output):
     return to_fp32(output)
 
 
+def _first_device_type(obj) -> str:
+    if isinstance(obj, torch.Tensor):
+        return obj.device.type
+    if isinstance(obj, (tuple, list)):
+        for x in obj:
+            found = _first_device_type(x)
+            if found:
+                return found
+    return ''
+
+
 def _inputs_fp32(module, args):
     """Forward pre-hook: floating inputs (features, RoIs) as contiguous
-    fp32."""
+    fp32, and the teacher's autocast off inside the module (closed by
+    :func:`_output_to`)."""
+    ctx = torch.autocast(_first_device_type(args) or 'cpu', enabled=False)
+    ctx.__enter__()
+    module._mmkd_autocast_off = ctx
     return to_fp32(args)
 
 
 def _output_to(module, args, output, dtype):
-    """Forward hook: the output back in the teacher's ``dtype``."""
-    return output.to(dtype)
+    """Forward hook: autocast back on; the output in the teacher's
+    ``dtype``."""
+    ctx = module.__dict__.pop('_mmkd_autocast_off', None)
+    if ctx is not None:
+        ctx.__exit__(None, None, None)
+    return to_dtype(output, dtype)
+
+
+def to_dtype(obj, dtype):
+    """Floating tensors in ``obj`` (nested tuples / lists) as ``dtype``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(dtype) if obj.is_floating_point() else obj
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_dtype(x, dtype) for x in obj)
+    return obj
 
 
 def normalisation(pre: nn.Module) -> dict:
@@ -202,8 +238,7 @@ class FrozenTeacher:
             model.to(memory_format=torch.channels_last)
         in_fp32 = []
         for name, module in model.named_modules():
-            if name.rsplit('.', 1)[-1] in self.output_modules:
-                self._hooks.append(module.register_forward_hook(_outputs_fp32))
+            is_output = name.rsplit('.', 1)[-1] in self.output_modules
             if (dtype != torch.float32 or self.channels_last) \
                     and _runs_in_fp32(module) and not any(
                         name.startswith(p + '.') for p in in_fp32):
@@ -212,9 +247,13 @@ class FrozenTeacher:
                           memory_format=torch.contiguous_format)
                 self._hooks += [
                     module.register_forward_pre_hook(_inputs_fp32),
-                    module.register_forward_hook(
-                        functools.partial(_output_to, dtype=dtype))
+                    # a prediction module's output stays fp32
+                    module.register_forward_hook(functools.partial(
+                        _output_to,
+                        dtype=torch.float32 if is_output else dtype))
                 ]
+            if is_output:
+                self._hooks.append(module.register_forward_hook(_outputs_fp32))
         self.dtype = dtype
         self._prepared_on = device
 
@@ -275,7 +314,15 @@ class FrozenTeacher:
         fmt = torch.channels_last if self.channels_last and x.dim() == 4 \
             else torch.preserve_format
         x = x.to(dtype=self.dtype, memory_format=fmt)
-        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        # The student's autocast (AMP) never reaches the teacher. A
+        # reduced-precision teacher runs under an autocast of its own dtype:
+        # its weights are cast already (no per-call weight casts), and
+        # tensors a model makes in fp32 on the way (Swin's attention masks,
+        # a cascade head's fp32 input) meet its weights in that dtype.
+        reduced = self.dtype != torch.float32
+        with torch.no_grad(), torch.autocast(
+                x.device.type, dtype=self.dtype if reduced else None,
+                enabled=reduced):
             return to_fp32(fn(x, *extra))
 
     def predict(self, inputs: torch.Tensor, data_samples: Optional[list],

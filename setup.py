@@ -7,8 +7,9 @@ def readme():
 
 
 def requirements():
-    # torch/torchvision are pinned for the set-up script; a user's own
-    # environment brings its torch (and mmcv 2.1.0 built for it).
+    # torch/torchvision are pinned exactly for the set-up script; a user's
+    # own environment brings its torch (>= the floor, and mmcv 2.1.0 built
+    # for it).
     skip = ('torch', 'torchvision', 'setuptools')
     with open('requirements/runtime.txt') as f:
         lines = [ln.split('#')[0].strip() for ln in f]
@@ -16,7 +17,16 @@ def requirements():
         ln for ln in lines
         if ln and not ln.replace('=', ' ').replace('<', ' ').replace(
             '>', ' ').split()[0] in skip
-    ] + ['mmcv==2.1.0']
+    ] + ['mmcv==2.1.0', torch_requirement()]
+
+
+def torch_requirement():
+    # the floor `import mmkd` checks (mmkd/utils/compat.py; no torch needed
+    # to read it)
+    compat = {}
+    with open('mmkd/utils/compat.py') as f:
+        exec(f.read(), compat)
+    return compat['TORCH_REQUIREMENT']
 
 
 version = {}

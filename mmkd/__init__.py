@@ -2,12 +2,18 @@
 
 Importing the package registers its modules in child registries of
 mmengine's (scope ``mmkd``) and installs the checkpoint loading policy
-(:mod:`mmkd.utils.checkpoint`).
+(:mod:`mmkd.utils.checkpoint`). It needs torch >= 2.5 and says so
+(:mod:`mmkd.utils.compat`).
 """
-from . import (datasets, engine, evaluation, losses, models,  # noqa: F401
+# first: on an older torch the imports below fail with an AttributeError
+from .utils.compat import check_torch_version
+
+check_torch_version()
+
+from . import (datasets, engine, evaluation, losses, models,  # noqa: E402,F401
                registry)
-from .utils import register_checkpoint_policy
-from .version import __version__
+from .utils import register_checkpoint_policy  # noqa: E402
+from .version import __version__  # noqa: E402
 
 register_checkpoint_policy()
 

@@ -5,7 +5,7 @@ Same command line as MMDetection 3.3's ``tools/train.py``.
 import argparse
 
 import mmkd  # noqa: F401  (registers mmkd, installs the checkpoint policy)
-from mmkd.utils import check_file
+from mmkd.utils import check_file, train_splits
 from mmkd.utils.cli import add_common_args, load_cfg, parse_args, prepare, run
 
 
@@ -70,8 +70,9 @@ def build_cfg(args):
         cfg.resume = True
         cfg.load_from = args.resume
 
-    # every data path is checked before the runner creates the work dir
-    prepare(cfg, args.launcher, splits=('train', 'val', 'test'))
+    # what training reads (train, and val if it validates) is checked
+    # before the runner creates the work dir; the test split is test.py's
+    prepare(cfg, args.launcher, splits=train_splits(cfg))
     return cfg
 
 

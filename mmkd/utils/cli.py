@@ -8,6 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .checkpoint import CorruptCheckpointError
 from .device import adapt_cfg_to_device, init_cpu_dist
 from .preflight import check_checkpoints, check_data_paths, check_file
 
@@ -37,7 +38,12 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+        # mpirun gives the rank on the node in its own variable (a URL
+        # checkpoint is downloaded by local rank 0 of each node)
+        mpi = os.environ.get('OMPI_COMM_WORLD_LOCAL_RANK')
+        os.environ['LOCAL_RANK'] = mpi if (
+            mpi is not None and args.launcher == 'mpi') else str(
+                args.local_rank)
     return args
 
 
@@ -71,7 +77,7 @@ def run(build_cfg, args: argparse.Namespace, action: str) -> None:
     runner, then ``runner.<action>()``."""
     try:
         cfg = build_cfg(args)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, CorruptCheckpointError) as err:
         sys.exit(f'error: {err}')
     init_cpu_dist(args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \

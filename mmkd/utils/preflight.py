@@ -5,12 +5,16 @@ The runner creates its work dir, log files and visualiser output while it is
 built, long before a dataset opens its first file. Checking every local path
 named by the dataloaders and evaluators first means a typo in ``data_root`` or
 ``ann_file`` fails fast, names the config key and the path, and leaves the work
-dir untouched.
+dir untouched. Checkpoint files are also checked to be whole (a cut-off
+download or a foreign file is "corrupt or truncated", before anything is
+written).
 """
 import os.path as osp
 from typing import Iterator, Tuple
 
 from mmengine.config import Config
+
+from .checkpoint import CorruptCheckpointError, check_checkpoint_file
 
 SPLITS = ('train', 'val', 'test')
 
@@ -33,25 +37,51 @@ def _is_remote(path: str) -> bool:
     return '://' in str(path)
 
 
+def check_checkpoint(path: str, what: str) -> None:
+    """Check that a local checkpoint exists and is whole (URLs pass).
+
+    Args:
+        path (str): The checkpoint file.
+        what (str): What it is, for the message (e.g. a config key).
+
+    Raises:
+        FileNotFoundError: naming ``what`` and ``path``.
+        CorruptCheckpointError: the file is truncated or not a checkpoint
+            (:func:`~mmkd.utils.checkpoint.check_checkpoint_file`); the
+            message starts with ``what``.
+    """
+    check_file(path, what)
+    if _is_remote(path):
+        return
+    try:
+        check_checkpoint_file(path)
+    except CorruptCheckpointError as err:
+        raise CorruptCheckpointError(f'{what}: {err}') from None
+
+
 def check_checkpoints(cfg: Config) -> None:
     """Check the local checkpoint files a run will load.
 
-    ``load_from`` and the distillers' ``model.teacher_ckpt`` /
-    ``model.student_ckpt`` (URLs pass; they are fetched when loaded).
+    ``load_from`` (``--resume``'s file, tools/test.py's checkpoint) and the
+    distillers' ``model.teacher_ckpt`` / ``model.student_ckpt``: each must
+    exist and be whole (:func:`check_checkpoint`). URLs pass; they are
+    fetched when loaded.
 
     Args:
         cfg (Config): The full runner config.
 
     Raises:
         FileNotFoundError: naming the config key and the missing path.
+        CorruptCheckpointError: naming the config key and the damaged file
+            ("corrupt or truncated").
     """
     if cfg.get('load_from'):
-        check_file(cfg.load_from, 'load_from')
+        check_checkpoint(cfg.load_from, 'load_from')
     model = cfg.get('model')
     for key in ('teacher_ckpt', 'student_ckpt'):
         path = model.get(key) if isinstance(model, dict) else None
         if path:
-            check_file(path, f'model.{key}')
+            check_checkpoint(path, f'model.{key}')
 
 
 def _datasets(cfg: dict, key: str) -> Iterator[Tuple[str, dict]]:
@@ -86,6 +116,23 @@ def _check_dataset(ds: dict, key: str) -> None:
                 raise FileNotFoundError(
                     f'{key}.data_prefix.{name}: directory "{path}" '
                     'does not exist')
+
+
+def train_splits(cfg: Config) -> Tuple[str, ...]:
+    """The splits training reads: ``train``, and ``val`` when the config
+    validates (``val_cfg`` and ``val_dataloader`` set, as mmengine's runner
+    requires); ``test`` is for tools/test.py only.
+
+    Args:
+        cfg (Config): The full runner config.
+
+    Returns:
+        tuple[str]: ``('train', 'val')`` or ``('train', )``.
+    """
+    if (cfg.get('val_cfg') is not None
+            and cfg.get('val_dataloader') is not None):
+        return ('train', 'val')
+    return ('train', )
 
 
 def check_data_paths(cfg: Config, splits: Tuple[str, ...] = SPLITS) -> None:

@@ -1,6 +1,7 @@
 """Helpers shared by the tests (importable as ``helpers``)."""
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -9,6 +10,17 @@ DET_CONFIG = osp.join(ROOT,
                       'configs/demo/retinanet_r18-w16_fpn_demo-coco.py')
 SEG_CONFIG = osp.join(ROOT, 'configs/demo/fcn_r18-w16-d8_demo-ade.py')
 CLS_CONFIG = osp.join(ROOT, 'configs/demo/resnet18-w8_demo-in1k.py')
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 now (the OS picks it).
+
+    For a test's ``MASTER_PORT`` / ``PORT``, so that tests running at the
+    same time (or a leftover process) never share a port.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 def _runtime_options(iters: int) -> list:

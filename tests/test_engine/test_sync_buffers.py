@@ -11,7 +11,7 @@ import os.path as osp
 
 import torch
 
-from helpers import CLS_CONFIG, ROOT, run_tool
+from helpers import CLS_CONFIG, ROOT, free_port, run_tool
 from mmkd.utils import load_checkpoint
 
 
@@ -50,7 +50,7 @@ def test_bn_statistics_are_the_mean_of_the_ranks(demo_root, tmp_path):
     res = run_tool(
         'dist_train.sh', cfg, 2, '--work-dir', work, '--cfg-options',
         *_options(demo_root),
-        env=dict(PYTHONPATH=f'{ROOT}:{ROOT}/tests', PORT='29573'))
+        env=dict(PYTHONPATH=f'{ROOT}:{ROOT}/tests', PORT=str(free_port())))
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
     # mmkd.RunInfoHook on 2 processes

@@ -3,7 +3,7 @@ import os.path as osp
 
 import torch
 
-from helpers import DET_CONFIG, ROOT, det_options, run_tool
+from helpers import DET_CONFIG, ROOT, det_options, free_port, run_tool
 from mmkd.utils import load_checkpoint
 
 
@@ -18,7 +18,7 @@ def test_dist_train_two_ranks_agree(demo_root, tmp_path):
     res = run_tool(
         'dist_train.sh', cfg, 2, '--work-dir', work, '--auto-scale-lr',
         '--cfg-options', *det_options(demo_root, iters=3),
-        env=dict(PYTHONPATH=f'{ROOT}:{ROOT}/tests', PORT='29571'))
+        env=dict(PYTHONPATH=f'{ROOT}:{ROOT}/tests', PORT=str(free_port())))
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
     # mmkd.RunInfoHook: 2 processes x 2 images, lr scaled linearly by
@@ -70,7 +70,7 @@ def test_dist_train_distiller_with_deep_supervision(demo_root, tmp_path):
     res = run_tool(
         'dist_train.sh', cfg, 2, '--work-dir', work, '--cfg-options',
         *opts, 'model.teacher_ckpt=None',
-        env=dict(PYTHONPATH=f'{ROOT}:{ROOT}/tests', PORT='29573'))
+        env=dict(PYTHONPATH=f'{ROOT}:{ROOT}/tests', PORT=str(free_port())))
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-4000:]
     ranks = [

@@ -140,3 +140,36 @@ def test_resume_equals_uninterrupted(demo_root, demo_teacher, tmp_path):
     assert any(k.startswith('ds_branches') for k in a)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+YOLOX_CONFIG = osp.join(ROOT, 'configs/demo/yolox_w16-to-w8_kd-ds_demo-coco.py')
+
+
+def test_yolox_recipe_crosses_its_mode_switch(demo_root, tmp_path):
+    """mmdet's YOLOX recipe (mosaic / mixup, BatchSyncRandomResize,
+    YOLOXModeSwitchHook, SyncNormHook, EMA) through tools/train.py with the
+    distiller: 3 short epochs, the switch in the last one turns on the L1
+    box loss of the student's head and of the auxiliary heads."""
+    coco = osp.join(demo_root, 'coco') + '/'
+    ann = f'{coco}annotations/instances_val2017.json'
+    work = tmp_path / 'yolox'
+    res = run_tool(
+        'train.py', YOLOX_CONFIG, '--work-dir', work, '--cfg-options',
+        f'train_dataloader.dataset.dataset.data_root={coco}',
+        f'val_dataloader.dataset.data_root={coco}',
+        f'test_dataloader.dataset.data_root={coco}',
+        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}')
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    switch = log.index('Add additional L1 loss now!')
+    assert 'No mosaic and mixup aug now!' in log
+    # the iteration log lines, before and after the switch
+    before, after = ('\n'.join(ln for ln in part.splitlines()
+                               if 'Epoch(train)' in ln)
+                     for part in (log[:switch], log[switch:]))
+    for term in ('loss_cls', 'loss_obj', 'loss_kd_cls_l0', 'ds0.loss_obj',
+                 'ds1.loss_kd_cls_l2'):
+        assert term in before and term in after, term
+    assert 'loss_l1' not in before
+    assert 'loss_l1' in after and 'ds0.loss_l1' in after
+    assert (work / 'student_final.pth').is_file()

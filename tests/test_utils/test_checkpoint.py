@@ -9,7 +9,8 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmkd  # noqa: F401
-from mmkd.utils import UnsafeCheckpointError, load_checkpoint
+from mmkd.utils import (CorruptCheckpointError, UnsafeCheckpointError,
+                        check_checkpoint_file, load_checkpoint)
 
 
 class ToyModel(BaseModel):
@@ -119,13 +120,107 @@ def test_missing_file_names_path(tmp_path):
         load_checkpoint(tmp_path / 'nope.pth')
 
 
-def test_truncated_file_names_the_file(tmp_path):
-    path = tmp_path / 'cut.pth'
-    torch.save(dict(state_dict=dict(w=torch.randn(1000))), path)
+def _random_bytes(path, n=5000):
+    """``n`` random bytes (not a zip archive, not a pickle)."""
+    data = torch.randint(0, 256, (n, ), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(0))
+    data[:2] = torch.tensor([0xd8, 0x62])  # neither "PK" nor a pickle header
+    path.write_bytes(data.numpy().tobytes())
+    return path
+
+
+def _cut(path, obj, **save_kwargs):
+    """``obj`` saved to ``path``, then cut in half."""
+    torch.save(obj, path, **save_kwargs)
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
-    with pytest.raises(RuntimeError, match='truncated or corrupt') as err:
+    return path
+
+
+def _assert_corrupt(path):
+    """mmkd's and mmengine's loaders: "corrupt or truncated", the path, no
+    advice to trust the file."""
+    for load in (load_checkpoint,
+                 lambda p: _load_checkpoint(p, map_location='cpu')):
+        with pytest.raises(CorruptCheckpointError) as err:
+            load(str(path))
+        msg = str(err.value)
+        assert f'checkpoint "{path}" is corrupt or truncated' in msg
+        assert not isinstance(err.value, UnsafeCheckpointError)
+        assert 'weights_only' not in msg and 'MMKD_TRUST' not in msg, msg
+        assert isinstance(err.value, RuntimeError)  # as before
+
+
+def test_random_bytes_are_corrupt_not_unsafe(tmp_path, monkeypatch):
+    monkeypatch.delenv('MMKD_TRUST_CHECKPOINTS', raising=False)
+    path = _random_bytes(tmp_path / 'trunc.pth')
+    _assert_corrupt(path)
+    with pytest.raises(CorruptCheckpointError, match='5000 bytes'):
+        check_checkpoint_file(path)
+
+
+@pytest.mark.parametrize('zip_format', [True, False])
+def test_truncated_checkpoint_is_corrupt(tmp_path, zip_format):
+    """A real checkpoint cut in half: torch's zip format (caught by the
+    structure check) and the legacy format (caught when torch reads it)."""
+    path = _cut(tmp_path / 'cut.pth',
+                dict(state_dict=dict(w=torch.randn(1000))),
+                _use_new_zipfile_serialization=zip_format)
+    _assert_corrupt(path)
+    if zip_format:
+        with pytest.raises(CorruptCheckpointError,
+                           match='not a readable zip archive'):
+            check_checkpoint_file(path)
+    else:  # a pickle header: only loading finds the missing bytes
+        check_checkpoint_file(path)
+
+
+def test_zip_record_past_the_end_is_corrupt(tmp_path):
+    """A zip archive whose central directory declares a record longer than
+    the file holds."""
+    import struct
+    import zipfile
+    path = tmp_path / 'hollow.pth'
+    torch.save(dict(w=torch.randn(1000)), path)
+    with zipfile.ZipFile(path) as archive:
+        record = max(archive.infolist(), key=lambda r: r.compress_size)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b'PK\x01\x02')  # the first central directory entry
+    while data[entry + 46:entry + 46 + len(record.filename)] != \
+            record.filename.encode():
+        entry = data.index(b'PK\x01\x02', entry + 4)
+    claimed = record.compress_size + 10**6
+    data[entry + 20:entry + 28] = struct.pack('<II', claimed, claimed)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError,
+                       match=f'record "{record.filename}" ends at byte'):
+        check_checkpoint_file(path)
+    _assert_corrupt(path)
+
+
+def test_intact_legacy_file_with_foreign_object_is_unsafe(tmp_path,
+                                                          monkeypatch):
+    """The weights_only advice stays for intact files (legacy format too,
+    where the names come from torch's message)."""
+    monkeypatch.delenv('MMKD_TRUST_CHECKPOINTS', raising=False)
+    path = tmp_path / 'legacy_evil.pth'
+    torch.save(dict(extra=NotAllowed()), path,
+               _use_new_zipfile_serialization=False)
+    check_checkpoint_file(path)
+    with pytest.raises(UnsafeCheckpointError, match='NotAllowed') as err:
         load_checkpoint(path)
-    assert str(path) in str(err.value)
-    with pytest.raises(RuntimeError, match='cut.pth'):  # mmengine's loader
-        _load_checkpoint(str(path), map_location='cpu')
+    assert 'MMKD_TRUST_CHECKPOINTS=1' in str(err.value)
+
+
+def test_safetensors_cut_short_is_corrupt(tmp_path):
+    from safetensors.torch import save_file
+    path = tmp_path / 'model.safetensors'
+    save_file(dict(w=torch.randn(1000)), str(path))
+    assert load_checkpoint(path)['w'].shape == (1000, )
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) - 100])
+    with pytest.raises(CorruptCheckpointError,
+                       match=f'the tensors end at byte {len(data)}, the '
+                       f'file has {len(data) - 100} bytes'):
+        check_checkpoint_file(path)
+    _assert_corrupt(path)

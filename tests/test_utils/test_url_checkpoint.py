@@ -5,6 +5,7 @@ A real HTTP server is started on 127.0.0.1 (port 0) for each test."""
 import io
 import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -31,13 +32,15 @@ def _bytes(obj) -> bytes:
 @pytest.fixture
 def server():
     """``(base_url, files, requests)``: serves ``files[path] = bytes``; a
-    path in ``files['truncate']`` announces its full size but sends half."""
-    files, requests = {'truncate': set()}, []
+    path in ``files['truncate']`` announces its full size but sends half;
+    each answer waits ``files['delay']`` seconds."""
+    files, requests = {'truncate': set(), 'delay': 0}, []
 
     class Handler(BaseHTTPRequestHandler):
 
         def do_GET(self):  # noqa: N802 (http.server's name)
             requests.append(self.path)
+            time.sleep(files['delay'])
             body = files.get(self.path)
             if body is None:
                 self.send_error(404, 'Not Found')
@@ -156,3 +159,73 @@ def test_preflight_accepts_urls_and_names_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError,
                        match=f'model.student_ckpt: file "{missing}"'):
         check_checkpoints(cfg)
+
+
+def _spawn(scenarios: dict, out_dir, timeout: float = 90) -> list:
+    """Run ``helpers.dist_download.worker`` on 2 gloo ranks; their results."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    from helpers import free_port
+    from helpers.dist_download import worker
+    ctx = mp.start_processes(worker, args=(2, free_port(), scenarios,
+                                           str(out_dir)),
+                             nprocs=2, join=False, start_method='spawn')
+    deadline = time.monotonic() + timeout
+    try:
+        while not ctx.join(timeout=1):
+            assert time.monotonic() < deadline, 'the ranks hang'
+    finally:
+        for proc in ctx.processes:
+            if proc.is_alive():
+                proc.kill()
+    return [json.loads((out_dir / f'rank{r}.json').read_text())
+            for r in (0, 1)]
+
+
+def test_one_download_per_node_under_torch_distributed(server, tmp_path):
+    """2 gloo ranks on one node: local rank 0 downloads (one GET, its
+    progress bar), the other rank waits and reads the cache — through
+    mmkd's loader and mmengine's ``CheckpointLoader`` alike. A failed
+    download stops both ranks with the same error; two "nodes" (local rank
+    0 each, own caches) download once each."""
+    base, files, requests = server
+    files['delay'] = 0.3  # ranks that did not wait would all ask meanwhile
+    sd = dict(w=torch.arange(4.))
+    for name in ('a', 'b', 'd'):
+        files[f'/zoo/{name}_20200101-abcd.pth'] = _bytes(dict(state_dict=sd))
+    home = str(tmp_path / 'home_{}')
+    scenarios = dict(
+        mmkd=dict(kind='mmkd', url=f'{base}/zoo/a_20200101-abcd.pth',
+                  torch_home=home.format('a')),
+        mmengine=dict(kind='mmengine', url=f'{base}/zoo/b_20200101-abcd.pth',
+                      torch_home=home.format('b')),
+        missing=dict(kind='mmkd', url=f'{base}/zoo/missing.pth',
+                     torch_home=home.format('c')),
+        two_nodes=dict(kind='mmkd', url=f'{base}/zoo/d_20200101-abcd.pth',
+                       torch_home=home.format('d{rank}'), local_rank=0))
+    ranks = _spawn(scenarios, tmp_path)
+
+    counts = {p: requests.count(p) for p in set(requests)}
+    assert counts == {'/zoo/a_20200101-abcd.pth': 1,
+                      '/zoo/b_20200101-abcd.pth': 1,
+                      '/zoo/missing.pth': 1,
+                      '/zoo/d_20200101-abcd.pth': 2}, counts
+    for key in ('mmkd', 'mmengine', 'two_nodes'):
+        for r in ranks:
+            assert r[key]['ok'], (key, r[key])
+            assert r[key]['w'] == [0., 1., 2., 3.]
+    for key, name in (('mmkd', 'a_2020'), ('mmengine', 'b_2020')):
+        # one progress bar: on the rank that downloads
+        assert name in ranks[0][key]['stderr']
+        assert ranks[1][key]['stderr'] == '', ranks[1][key]['stderr']
+    assert all(name in r['two_nodes']['stderr'] for r in ranks
+               for name in ['d_2020'])
+    # the failure reaches both ranks as one error naming the URL and status
+    failed = [r['missing'] for r in ranks]
+    assert [f['type'] for f in failed] == ['OSError', 'OSError']
+    assert failed[0]['msg'] == failed[1]['msg']
+    assert f'{base}/zoo/missing.pth' in failed[0]['msg']
+    assert '404' in failed[0]['msg'] and 'rank 0' in failed[0]['msg']
+    assert not os.listdir(tmp_path / 'home_c' / 'hub' / 'checkpoints')

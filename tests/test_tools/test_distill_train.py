@@ -142,7 +142,8 @@ def test_resume_equals_uninterrupted(demo_root, demo_teacher, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
-YOLOX_CONFIG = osp.join(ROOT, 'configs/demo/yolox_w16-to-w8_kd-ds_demo-coco.py')
+YOLOX_CONFIG = osp.join(ROOT,
+                        'configs/demo/yolox_w16-to-w8_kd-ds_3e_demo-coco.py')
 
 
 def test_yolox_recipe_crosses_its_mode_switch(demo_root, tmp_path):

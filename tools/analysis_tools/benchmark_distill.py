@@ -201,7 +201,8 @@ def teacher_fn(distiller, kind):
             return t.extract_feat
         return lambda x: t.bbox_head(t.extract_feat(x))
     if kind == 'seg':
-        return lambda x: t.decode_head(t.extract_feat(x))
+        from mmkd.models.distillers.segmentation import final_logits
+        return lambda x: final_logits(t, t.extract_feat(x))
     return lambda x: t(x, mode='tensor')
 
 
@@ -242,6 +243,10 @@ def build_rows(path, device, rows=ROWS, precision='auto'):
     if 'student' in rows:
         models['student'] = build_model(cfg['student'], cls.default_scope)
         models['student'].load_state_dict(ref.student.state_dict())
+    for name, d in models.items():
+        if name != 'student':  # as the first forward would, on the device
+            d.to(device)
+            d.teacher_runner.prepare()
     steps, weights = {}, {}
     for name in rows:
         if name.startswith('teacher_'):
@@ -272,7 +277,8 @@ def _fmt(d):
     dtype = str(d.teacher_dtype).replace('torch.', '').replace(
         'bfloat16', 'bf16').replace('float32', 'fp32').replace(
             'float16', 'fp16')
-    return dtype + (' + channels-last' if d.teacher_channels_last else '')
+    return dtype + (' + channels-last' if d.teacher_runner.channels_last
+                    else '')
 
 
 def _train_step(model):

@@ -127,6 +127,7 @@ def test_cascade_kd_at_every_stage_by_hand(kind):
     roi = d.student.roi_head
     seen = {}
     handles = []
+
     def keep(name, value):  # hooks must return None
         seen.setdefault(name, value)
 

@@ -90,7 +90,8 @@ def test_light_deep_supervision_is_the_default_and_full_is_reachable():
                            deep_supervision=dict(stages=[1]))
     assert d.student.bbox_head.stacked_convs == 4
     assert d.ds_branches[0]['head'].stacked_convs == 1
-    with pytest.raises(ValueError, match=r"mode must be one of \('light', 'full'\)"):
+    with pytest.raises(ValueError,
+                       match=r"mode must be one of \('light', 'full'\)"):
         _det(deep_supervision=dict(stages=[1], mode='heavy'))
     with pytest.raises(ValueError, match='gt_weight=0 leaves the box '
                        'branches'):

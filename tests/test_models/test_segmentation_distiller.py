@@ -1,4 +1,6 @@
 """SegmentationDistiller on tiny segmentors."""
+import copy
+
 import pytest
 import torch
 from mmengine.registry import init_default_scope
@@ -99,3 +101,24 @@ def test_class_count_mismatch_is_refused():
         SegmentationDistiller(
             student=tiny_segmentor('pspnet', 8),
             teacher=tiny_segmentor('pspnet', 16, num_classes=5))
+
+
+@pytest.mark.parametrize('path, what', [
+    ('mmseg::point_rend/pointrend_r50_4xb4-160k_ade20k-512x512.py',
+     'PointHead (PointRend'),
+    ('mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py',
+     'Mask2FormerHead (query-based'),
+])
+def test_unsupported_segmentors_are_refused_at_build(path, what):
+    from mmengine.hub import get_config
+    init_default_scope('mmseg')
+    model = get_config(path).model
+    model.pop('_scope_', None)
+    model.backbone.init_cfg = None
+    model.pop('pretrained', None)
+    with pytest.raises(ValueError) as err:
+        SegmentationDistiller(student=model, teacher=copy.deepcopy(model))
+    msg = str(err.value)
+    assert what in msg and 'not supported' in msg
+    for head in ('UPerHead', 'OCRHead', 'SegformerHead'):
+        assert head in msg

@@ -102,6 +102,7 @@ def test_classification_heads_follow_network_order():
     v = _cls([3, 1], kind='vit', stage_weights=[0.5, 2.0])
     assert v.ds.stages == [1, 3] and v.ds.weights == [2.0, 0.5]
     feats = {}
+
     def keep(i, shape):  # hooks must return None
         feats.setdefault(i, shape)
 

@@ -89,6 +89,7 @@ class BaseDistiller(BaseModel):
 
     #: scope in which inline student/teacher dicts are built
     default_scope = 'mmdet'
+
     def __init__(self,
                  student: ModelSpec,
                  teacher: ModelSpec,

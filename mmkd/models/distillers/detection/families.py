@@ -142,4 +142,3 @@ def cls_channels(head: nn.Module) -> int:
     """Classes per prior in the head's class maps."""
     channels = getattr(head, 'cls_out_channels', None)
     return head.num_classes if channels is None else channels
-

@@ -8,7 +8,11 @@ teacher, student and distillation configs:
 * ``kd``: the distillation config without deep supervision;
 * ``ds``: the distillation config without any teacher term (``distill``
   emptied, the student's own auxiliary head not distilled, the auxiliary
-  heads trained on the labels only) — deep supervision by itself.
+  heads trained on the labels only) — deep supervision by itself;
+* named extra arms (``--extra-arm NAME KEY=VALUE ...``): the distillation
+  config with those overrides, e.g. another KD loss (DKD, DIST, BKD; CWD;
+  class-only KD instead of LD) with or without deep supervision — the
+  variants whose lead the small-data pitfall is about.
 
 A run's seed goes to ``randomness.seed``; a train fraction below 1 keeps a
 deterministic random subset of the training set through
@@ -89,23 +93,29 @@ def _distiller_accepts(model: dict, arg: str) -> bool:
 
 
 def arm_config(arm: str, student: Config, distill: Config,
-               teacher_ckpt: str, distill_path: str = 'distill') -> Config:
+               teacher_ckpt: str, distill_path: str = 'distill',
+               extra: Optional[Dict[str, dict]] = None) -> Config:
     """The config of one study arm (not yet seeded).
 
     Args:
-        arm (str): One of :data:`ARMS`.
+        arm (str): One of :data:`ARMS` or a name of ``extra``.
         student (Config): The student config (options applied).
         distill (Config): The distillation config (options applied).
         teacher_ckpt (str): The trained teacher's checkpoint.
         distill_path (str): The distillation config's file, for messages.
+        extra (dict, optional): Extra arms: name -> ``{key: value}``
+            overrides of the distillation config (``--cfg-options``
+            style). Defaults to None.
 
     Returns:
         Config: The arm's config.
     """
+    extra = extra or {}
     if arm == 'baseline':
         return copy.deepcopy(student)
-    if arm not in ARMS:
-        raise StudyError(f'unknown arm "{arm}" (expected one of {ARMS})')
+    if arm not in ARMS and arm not in extra:
+        raise StudyError(f'unknown arm "{arm}" (expected one of {ARMS} or '
+                         f'an --extra-arm: {sorted(extra)})')
     cfg = copy.deepcopy(distill)
     model = cfg.get('model') or {}
     if 'teacher' not in model or 'student' not in model:
@@ -121,7 +131,14 @@ def arm_config(arm: str, student: Config, distill: Config,
         # the study evaluates each distilled student from its export
         hooks.append(dict(type='mmkd.StudentCheckpointHook'))
         cfg.custom_hooks = hooks
-    if arm == 'kd':
+    if arm in extra:
+        try:
+            cfg.merge_from_dict(copy.deepcopy(extra[arm]))
+        except Exception as err:
+            raise StudyError(f'--extra-arm {arm}: the overrides '
+                             f'{extra[arm]} do not apply to '
+                             f'{distill_path}: {err}') from err
+    elif arm == 'kd':
         cfg.model.deep_supervision = None
     elif arm == 'ds':
         if not cfg.model.get('deep_supervision'):
@@ -253,10 +270,16 @@ def pick_metric(metrics: dict, key: Optional[str] = None,
                      f'{list(KNOWN_METRICS)}; choose one with --metric')
 
 
-def check_arms(arms: Sequence[str]) -> None:
-    """Refuse unknown or repeated arms, naming them."""
-    bad = [a for a in arms if a not in ARMS]
+def check_arms(arms: Sequence[str], extra: Sequence[str] = ()) -> None:
+    """Refuse unknown or repeated arms and extra arms that reuse a built-in
+    name, naming them."""
+    clash = [a for a in extra if a in ARMS]
+    if clash:
+        raise StudyError(f'--extra-arm: {clash} is a built-in arm name '
+                         f'({ARMS}); name the variant otherwise')
+    bad = [a for a in arms if a not in ARMS and a not in extra]
     if bad:
-        raise StudyError(f'--arms: unknown {bad} (expected some of {ARMS})')
+        raise StudyError(f'--arms: unknown {bad} (expected some of {ARMS} '
+                         f'or an --extra-arm name)')
     if len(set(arms)) != len(arms):
         raise StudyError(f'--arms: repeated arms in {list(arms)}')

@@ -1,8 +1,12 @@
-"""A study's numbers: mean ± std per arm and fraction, gains, table, plot.
+"""A study's numbers: mean ± std per arm and fraction, paired gains,
+table, plot.
 
-``std`` is the sample standard deviation (``ddof=1``) over seeds; the gain
-of an arm over the baseline is the difference of their means, with spread
-``sqrt(s_a^2 / n_a + s_b^2 / n_b)`` (the standard error of that difference).
+``std`` is the sample standard deviation (``ddof=1``) over seeds. Arms are
+paired by seed (same seed = same student initialisation and batches), so the
+gain of an arm over the baseline is the mean over seeds of the per-seed
+difference ``arm(seed) - baseline(seed)``, reported with its standard error
+``std(diffs, ddof=1) / sqrt(n)`` and the wins ``k of n`` (seeds where the arm
+scored higher). A gain inside two standard errors is not a gain.
 """
 import math
 from typing import List, Optional, Sequence
@@ -29,7 +33,9 @@ def summarize(runs: List[dict], arms: Sequence[str],
     Returns:
         list[dict]: ``fraction``, ``arm``, ``n``, ``values``, ``seeds``,
         ``mean``, ``std`` and, for arms other than the baseline when it is
-        in the study, ``gain`` and ``gain_spread``.
+        in the study, the paired ``gain`` (mean of the per-seed
+        differences over the seeds both ran), its standard error
+        ``gain_se``, ``wins`` and ``pairs``.
     """
     rows = []
     for fraction in fractions:
@@ -47,11 +53,25 @@ def summarize(runs: List[dict], arms: Sequence[str],
             if arm == 'baseline':
                 base = row
             elif base is not None:
-                row['gain'] = mean - base['mean']
-                row['gain_spread'] = math.sqrt(
-                    std**2 / row['n'] + base['std']**2 / base['n'])
+                row.update(paired_gain(row, base))
             rows.append(row)
     return rows
+
+
+def paired_gain(row: dict, base: dict) -> dict:
+    """Per-seed differences of ``row`` to ``base`` over their common
+    seeds: mean, standard error, wins."""
+    base_by_seed = dict(zip(base['seeds'], base['values']))
+    diffs = np.asarray([v - base_by_seed[s]
+                        for s, v in zip(row['seeds'], row['values'])
+                        if s in base_by_seed], dtype=float)
+    if not len(diffs):
+        return {}
+    se = float(diffs.std(ddof=1) / math.sqrt(len(diffs))) \
+        if len(diffs) > 1 else math.nan
+    return dict(gain=float(diffs.mean()), gain_se=se,
+                wins=int((diffs > 0).sum()), pairs=len(diffs),
+                diffs=[float(d) for d in diffs])
 
 
 def _digits(rows: List[dict], teacher: Optional[float]) -> int:
@@ -72,21 +92,25 @@ def markdown(rows: List[dict], metric: str, teacher: Optional[float],
     seeds = sorted({s for r in rows for s in r['seeds']})
     lines = [
         f'| train fraction | arm | seeds | {metric} (mean ± std) '
-        '| gain over baseline (± spread) |', '| --- | --- | --- | --- | --- |'
+        '| paired gain over baseline (mean ± s.e.) | wins |',
+        '| --- | --- | --- | --- | --- | --- |'
     ]
     for r in rows:
-        gain = _pm(r['gain'], r['gain_spread'], d, '+') if 'gain' in r \
-            else '—'
+        gain, wins = '—', '—'
+        if 'gain' in r:
+            gain = _pm(r['gain'], r['gain_se'], d, '+')
+            wins = f'{r["wins"]} of {r["pairs"]}'
         lines.append(f'| {r["fraction"]:g} | {r["arm"]} | {r["n"]} | '
-                     f'{_pm(r["mean"], r["std"], d)} | {gain} |')
+                     f'{_pm(r["mean"], r["std"], d)} | {gain} | {wins} |')
     notes = [
         '',
         f'teacher: {teacher:.{d}f} {metric} (trained once, full training '
         'set)' if teacher is not None else 'teacher: not trained (no arm '
         'uses it)',
         f'seeds: {len(seeds)} ({", ".join(map(str, seeds))}); std: sample '
-        'std over seeds (ddof=1); spread of a gain: '
-        'sqrt(s_arm^2/n_arm + s_base^2/n_base)',
+        'std over seeds (ddof=1); paired gain: mean over seeds of '
+        'arm(seed) - baseline(seed), s.e. = std(differences) / sqrt(n); '
+        'wins: seeds where the arm scored higher',
     ]
     if command:
         notes += ['', f'made by: `{command}`']
@@ -125,19 +149,49 @@ def draw_panel(ax, rows: List[dict], metric: str, teacher: Optional[float],
     ax.legend(loc='lower right', fontsize='small')
 
 
+def draw_fractions(ax, rows: List[dict], metric: str,
+                   teacher: Optional[float]) -> None:
+    """Score vs train fraction, one line per arm (mean, with the seeds'
+    std as error bars): where an arm's lead grows or vanishes with data."""
+    arms = list(dict.fromkeys(r['arm'] for r in rows))
+    for arm in arms:
+        mine = sorted((r for r in rows if r['arm'] == arm),
+                      key=lambda r: r['fraction'])
+        ax.errorbar([r['fraction'] for r in mine], [r['mean'] for r in mine],
+                    yerr=[0.0 if math.isnan(r['std']) else r['std']
+                          for r in mine],
+                    marker='o', capsize=3, label=arm,
+                    color='#9e9e9e' if arm == 'baseline' else None)
+    if teacher is not None:
+        ax.axhline(teacher, color='#dd8452', linestyle='--',
+                   label='teacher (full data)')
+    ax.set_xscale('log', base=2)
+    fracs = sorted({r['fraction'] for r in rows})
+    ax.set_xticks(fracs)
+    ax.set_xticklabels([f'{f:g}' for f in fracs])
+    ax.set_xlabel('train fraction')
+    ax.set_ylabel(metric)
+    ax.set_title('score vs data')
+    ax.legend(fontsize='small')
+
+
 def plot(rows: List[dict], metric: str, teacher: Optional[float],
          path: str, title: str = '') -> None:
-    """``study.png``: one panel per train fraction."""
+    """``study.png``: one panel per train fraction, and with several
+    fractions a panel of score vs fraction per arm."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fractions = list(dict.fromkeys(r['fraction'] for r in rows))
+    extra = 1 if len(fractions) > 1 else 0
     fig, axes = plt.subplots(
-        1, len(fractions), figsize=(1.2 + 2.8 * len(fractions), 4),
-        squeeze=False, sharey=True)
+        1, len(fractions) + extra,
+        figsize=(1.2 + 2.8 * (len(fractions) + extra), 4), squeeze=False)
     for ax, fraction in zip(axes[0], fractions):
         draw_panel(ax, [r for r in rows if r['fraction'] == fraction],
                    metric, teacher, f'train fraction {fraction:g}')
+    if extra:
+        draw_fractions(axes[0][-1], rows, metric, teacher)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

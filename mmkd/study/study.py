@@ -53,6 +53,7 @@ def run_study(teacher: str,
               distill: str,
               work_dir: str,
               arms: Sequence[str] = ('baseline', 'kd', 'ds', 'kd-ds'),
+              extra_arms: Optional[dict] = None,
               seeds: Sequence[int] = (0, 1, 2),
               fractions: Sequence[float] = (1.0, ),
               teacher_cache: Optional[str] = None,
@@ -74,6 +75,8 @@ def run_study(teacher: str,
             ``ds`` are derived from it).
         work_dir (str): Where runs and ``study.*`` go.
         arms (Sequence[str]): Arms to run, in table order.
+        extra_arms (dict, optional): Named extra arms: name -> overrides of
+            the distillation config; run after ``arms``.
         seeds (Sequence[int]): Run seeds (``randomness.seed``).
         fractions (Sequence[float]): Train fractions in (0, 1].
         teacher_cache (str, optional): Teacher cache folder. Defaults to
@@ -92,7 +95,9 @@ def run_study(teacher: str,
     Returns:
         dict: What ``study.json`` holds.
     """
-    check_arms(arms)
+    extra_arms = dict(extra_arms or {})
+    check_arms(arms, list(extra_arms))
+    arms = list(arms) + [a for a in extra_arms if a not in arms]
     if len(set(seeds)) != len(seeds):
         raise StudyError(f'--seeds: repeated seeds in {list(seeds)}')
     bad = [f for f in fractions if not 0 < f <= 1]
@@ -113,13 +118,14 @@ def run_study(teacher: str,
 
     def config(arm, seed, teacher_ckpt):
         path = student if arm == 'baseline' else distill
-        cfg = arm_config(arm, student_cfg, distill_cfg, teacher_ckpt, path)
+        cfg = arm_config(arm, student_cfg, distill_cfg, teacher_ckpt, path,
+                         extra_arms)
         return for_study(cfg, seed, path), path
 
     for arm in arms:  # input errors before anything is trained
         config(arm, seeds[0], 'teacher.pth')
     # the ds arm builds the teacher but never runs it
-    uses_teacher = any(a in ('kd', 'kd-ds') for a in arms)
+    uses_teacher = any(a not in ('baseline', 'ds') for a in arms)
     t = train_teacher(teacher, teacher_cache, opts(teacher_options),
                       teacher_seed, cwd) if uses_teacher else None
 

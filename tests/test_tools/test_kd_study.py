@@ -74,10 +74,15 @@ def test_two_arm_two_seed_study(demo_root, tmp_path):
     for arm, v in values.items():
         cell = f'{np.mean(v):.2f} ± {np.std(v, ddof=1):.2f}'
         assert f'| 1 | {arm} | 2 | {cell} |' in table, (cell, table)
-    gain = np.mean(values['kd']) - np.mean(values['baseline'])
-    spread = math.sqrt(np.var(values['kd'], ddof=1) / 2 +
-                       np.var(values['baseline'], ddof=1) / 2)
-    assert f'{gain:+.2f} ± {spread:.2f} |' in table
+    # paired by seed: the mean of the per-seed differences, its standard
+    # error, and the wins
+    by_seed = {(r['arm'], r['seed']): r['value'] for r in runs}
+    diffs = [by_seed['kd', s] - by_seed['baseline', s] for s in (0, 1)]
+    gain, se = np.mean(diffs), np.std(diffs, ddof=1) / math.sqrt(2)
+    wins = sum(d > 0 for d in diffs)
+    assert f'{gain:+.2f} ± {se:.2f} | {wins} of 2 |' in table, table
+    kd_row = next(r for r in study['summary'] if r['arm'] == 'kd')
+    assert kd_row['wins'] == wins and kd_row['pairs'] == 2
     assert f'teacher: {teacher["value"]:.2f} accuracy/top1' in table
     assert table.splitlines()[2] in out
 
@@ -184,3 +189,52 @@ def test_ds_arm_trains_without_the_teacher():
     losses = model(**data, mode='loss')
     assert {'loss_cls', 'ds0.loss_cls', 'ds2.loss_cls'} <= set(losses)
     assert not [k for k in losses if 'kd' in k] and not ran
+
+
+def test_extra_arms_and_the_data_fraction_panel(tmp_path):
+    """Named variants of the distillation config (the small-data pitfall's
+    arms), and study.png's score-vs-fraction panel."""
+    import importlib.util
+
+    from mmkd.study.configs import StudyError, arm_config, check_arms
+    from mmkd.study.configs import load_config
+    from mmkd.study.report import plot, summarize
+    spec = importlib.util.spec_from_file_location(
+        'kd_study', osp.join(ROOT, 'tools/analysis_tools/kd_study.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    extra = tool.parse_extra_arms([
+        ['dkd', 'model.distill.logits.type=mmkd.DKDLoss',
+         'model.deep_supervision=None'],
+        ['dkd-ds', 'model.distill.logits.type=mmkd.DKDLoss']])
+    assert extra['dkd']['model.deep_supervision'] is None
+    student = load_config(STUDENT)
+    dkd = arm_config('dkd', student, load_config(KD_DS), '/t.pth', KD_DS,
+                     extra)
+    assert dkd.model.distill.logits.type == 'mmkd.DKDLoss'
+    assert dkd.model.deep_supervision is None
+    assert dkd.model.teacher_ckpt == '/t.pth'
+    both = arm_config('dkd-ds', student, load_config(KD_DS), '/t.pth',
+                      KD_DS, extra)
+    assert both.model.deep_supervision.stages
+    with pytest.raises(StudyError, match='built-in arm name'):
+        check_arms(['baseline'], ['kd'])
+    with pytest.raises(StudyError, match=r"unknown \['dist'\]"):
+        check_arms(['baseline', 'dist'], ['dkd'])
+    with pytest.raises(StudyError, match='KEY=VALUE'):
+        tool.parse_extra_arms([['dkd']])
+
+    runs = [dict(arm=a, seed=s, fraction=f, value=v + s * 0.01)
+            for f, scale in ((0.25, 0.5), (0.5, 0.7), (1.0, 1.0))
+            for a, v in (('baseline', 0.4 * scale), ('kd', 0.45 * scale),
+                         ('dkd', 0.5 * scale)) for s in (0, 1, 2)]
+    rows = summarize(runs, ['baseline', 'kd', 'dkd'], [0.25, 0.5, 1.0])
+    dkd_row = next(r for r in rows if r['arm'] == 'dkd' and
+                   r['fraction'] == 0.25)
+    assert dkd_row['wins'] == 3 and dkd_row['gain'] == pytest.approx(0.05)
+    assert dkd_row['gain_se'] == pytest.approx(0.0, abs=1e-12)
+    path = str(tmp_path / 'study.png')
+    plot(rows, 'accuracy/top1', 0.6, path)
+    from PIL import Image
+    with Image.open(path) as img:  # 3 fraction panels + score vs data
+        assert img.width > 4 * 280

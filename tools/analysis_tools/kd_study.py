@@ -46,7 +46,14 @@ def get_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
                         help='run seeds (randomness.seed); default 0 1 2')
     parser.add_argument('--arms', nargs='+', default=list(ARMS),
-                        choices=ARMS, help='arms, in table order')
+                        help=f'built-in arms, in table order ({", ".join(ARMS)}'
+                        '; default all)')
+    parser.add_argument(
+        '--extra-arm', nargs='+', action='append', default=[],
+        metavar=('NAME', 'KEY=VALUE'),
+        help='a named variant of the distillation config, e.g. '
+        '--extra-arm dkd model.distill.logits.type=mmkd.DKDLoss '
+        'model.deep_supervision=None (repeatable; run after --arms)')
     parser.add_argument(
         '--train-fractions', type=float, nargs='+', default=[1.0],
         help='fractions of the training set, e.g. 0.25 0.5 1.0 '
@@ -75,6 +82,21 @@ def get_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def parse_extra_arms(specs) -> dict:
+    """``[[name, 'k=v', ...], ...]`` -> ``{name: {k: v}}``, values parsed as
+    ``--cfg-options`` parses them (numbers, None, lists, ...)."""
+    arms = {}
+    for name, *pairs in specs:
+        if name in arms:
+            raise StudyError(f'--extra-arm {name} given twice')
+        if not pairs or any('=' not in p for p in pairs):
+            raise StudyError(f'--extra-arm {name}: give KEY=VALUE overrides '
+                             f'after the name (got {pairs})')
+        arms[name] = {k: DictAction._parse_iterable(v)
+                      for k, v in (p.split('=', 1) for p in pairs)}
+    return arms
+
+
 def main(argv=None) -> None:
     args = get_args(argv)
     command = ' '.join(
@@ -84,7 +106,8 @@ def main(argv=None) -> None:
     try:
         run_study(
             args.teacher, args.student, args.distill, args.work_dir,
-            arms=args.arms, seeds=args.seeds,
+            arms=args.arms, extra_arms=parse_extra_arms(args.extra_arm),
+            seeds=args.seeds,
             fractions=args.train_fractions,
             teacher_cache=args.teacher_cache, cfg_options=args.cfg_options,
             teacher_options=args.teacher_options,

@@ -5,7 +5,9 @@
 # stages 1 and 2 (light: 32 channels, trained by KD from the teacher only).
 _base_ = './fcn_r18-w16-d8_demo-ade.py'
 
-teacher_ckpt = 'work_dirs/demo/fcn_r18-w32-d8/iter_300.pth'
+# the teacher the demo trained: `bash tools/demo.sh` caches it under
+# work_dirs/demo/teachers/ and links its checkpoint to this name
+teacher_ckpt = 'work_dirs/demo/teachers/fcn_r18-w32-d8_demo-ade.pth'
 model = dict(
     _delete_=True,
     type='mmkd.SegmentationDistiller',

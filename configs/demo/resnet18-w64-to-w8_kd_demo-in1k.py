@@ -4,7 +4,9 @@
 # baseline. The teacher sees the same mixup batch.
 _base_ = './resnet18-w8_demo-in1k.py'
 
-teacher_ckpt = 'work_dirs/demo/resnet18-w64/iter_600.pth'
+# the teacher the demo trained: `bash tools/demo.sh` caches it under
+# work_dirs/demo/teachers/ and links its checkpoint to this name
+teacher_ckpt = 'work_dirs/demo/teachers/resnet18-w64_demo-in1k.pth'
 model = dict(
     _delete_=True,
     type='mmkd.ClassificationDistiller',

@@ -5,7 +5,9 @@
 # trained on the labels and by KD from the teacher's final predictions.
 _base_ = './retinanet_r18-w16_fpn_demo-coco.py'
 
-teacher_ckpt = 'work_dirs/demo/retinanet_r18-w32/iter_300.pth'
+# the teacher the demo trained: `bash tools/demo.sh` caches it under
+# work_dirs/demo/teachers/ and links its checkpoint to this name
+teacher_ckpt = 'work_dirs/demo/teachers/retinanet_r18-w32_fpn_demo-coco.pth'
 model = dict(
     _delete_=True,
     type='mmkd.DetectionDistiller',

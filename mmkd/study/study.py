@@ -45,7 +45,20 @@ def train_teacher(teacher: str, cache_dir: str, options: dict, seed: int,
     result, trained = train_and_evaluate(cfg, run_dir, False, cwd)
     took = fmt_seconds(time.time() - start) if trained else 'cached'
     print(took, flush=True)
-    return dict(result, trained=trained, dir=run_dir, seed=seed)
+    alias = link_teacher(result['checkpoint'], cache_dir, _name(teacher))
+    return dict(result, trained=trained, dir=run_dir, seed=seed,
+                alias=alias)
+
+
+def link_teacher(checkpoint: str, cache_dir: str, name: str) -> str:
+    """``<cache_dir>/<config name>.pth``: a stable name (a relative
+    symbolic link, replaced atomically) for the latest teacher of that
+    config, which distillation configs can name as ``teacher_ckpt``."""
+    alias = osp.join(cache_dir, f'{name}.pth')
+    tmp = f'{alias}.tmp{os.getpid()}'
+    os.symlink(osp.relpath(checkpoint, cache_dir), tmp)
+    os.replace(tmp, alias)
+    return alias
 
 
 def run_study(teacher: str,

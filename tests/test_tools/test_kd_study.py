@@ -92,11 +92,14 @@ def test_two_arm_two_seed_study(demo_root, tmp_path):
         assert img.width > 300 and img.height > 200
         assert len(img.convert('RGB').getcolors(1 << 16) or []) > 20
 
-    # the teacher was trained once: one cache entry, one training command
+    # the teacher was trained once: one cache entry, one training command,
+    # and a stable name for its checkpoint (what the demo configs name)
     teachers = osp.join(work, 'teachers')
     import os
-    (entry, ) = os.listdir(teachers)
+    entry, alias = sorted(os.listdir(teachers))
     assert entry.startswith('resnet18-w64_demo-in1k-')
+    assert alias == 'resnet18-w64_demo-in1k.pth'
+    assert osp.samefile(osp.join(teachers, alias), teacher['checkpoint'])
     with open(osp.join(teachers, entry, 'train.log')) as f:
         assert sum(line.startswith('$ ') for line in f) == 1
 
@@ -238,3 +241,20 @@ def test_extra_arms_and_the_data_fraction_panel(tmp_path):
     from PIL import Image
     with Image.open(path) as img:  # 3 fraction panels + score vs data
         assert img.width > 4 * 280
+
+
+def test_demo_distill_configs_name_the_demos_teacher_alias():
+    """After `bash tools/demo.sh`, tools/train.py on a demo distillation
+    config finds the teacher the demo trained (its stable alias)."""
+    import importlib.util
+
+    from mmengine.config import Config
+    spec = importlib.util.spec_from_file_location(
+        'demo', osp.join(ROOT, 'tools/demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    for task in demo.TASKS.values():
+        name = osp.splitext(task['teacher'])[0]
+        cfg = Config.fromfile(osp.join(DEMO, task['distill']))
+        assert cfg.model.teacher_ckpt == \
+            f'work_dirs/demo/teachers/{name}.pth', task['distill']

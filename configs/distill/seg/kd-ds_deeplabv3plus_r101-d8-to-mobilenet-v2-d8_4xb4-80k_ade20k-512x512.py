@@ -15,6 +15,6 @@ _base_ = './kd_deeplabv3plus_r101-d8-to-mobilenet-v2-d8_4xb4-80k_ade20k-512x512.
 
 # Light auxiliary heads (mode='light', the default): one 3x3 conv of 64
 # channels, trained by pixel KD only, at the logits' resolution. mode='full'
-# adds the cross-entropy label loss at full resolution (gt_weight=1), the
-# heavier variant.
+# gives them the decode head's width and two convs; gt_weight=1 adds the
+# cross-entropy label loss at full resolution (the costly part).
 model = dict(deep_supervision=dict(stages=[1, 2], mode='light'))

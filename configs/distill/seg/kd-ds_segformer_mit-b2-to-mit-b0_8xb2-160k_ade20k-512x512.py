@@ -13,6 +13,6 @@ _base_ = './kd_segformer_mit-b2-to-mit-b0_8xb2-160k_ade20k-512x512.py'
 
 # Light auxiliary heads (mode='light', the default): one 3x3 conv of 64
 # channels, trained by pixel KD only, at the logits' resolution. mode='full'
-# adds the cross-entropy label loss at full resolution (gt_weight=1), the
-# heavier variant.
+# gives them the decode head's width and two convs; gt_weight=1 adds the
+# cross-entropy label loss at full resolution (the costly part).
 model = dict(deep_supervision=dict(stages=[1, 2], mode='light'))

@@ -7,7 +7,8 @@
 # Weights: timm's release `beitv2_base_patch16_224.in1k_ft_in22k_in1k`
 # (BEiT v2 pre-trained on ImageNet-1K, fine-tuned on 22K then 1K; 86.5 top-1
 # published), the teacher of the VanillaKD paper, saved as a local file
-# (configs/distill/cls/README.md shows how; nothing is downloaded).
+# (configs/distill/cls/README.md shows how; a URL there would be
+# downloaded once into torch hub's cache).
 #
 # Normalisation: timm's pretrained config of these weights says
 # mean/std = IMAGENET_DEFAULT_MEAN/STD, as the students use (BEiT v1's

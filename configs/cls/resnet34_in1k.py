@@ -6,7 +6,8 @@
 # Weights: timm's `resnet34.tv_in1k` (torchvision's ResNet-34, 73.31 top-1,
 # the teacher of the published KD / DKD / DIST ResNet-18 numbers), or timm's
 # stronger `resnet34.a1_in1k`; either saved as a local file
-# (configs/distill/cls/README.md shows how; nothing is downloaded). Both
+# (configs/distill/cls/README.md shows how; a URL there would be
+# downloaded once into torch hub's cache). Both
 # take the ImageNet mean / std the student uses.
 _base_ = [
     '../_base_/datasets/imagenet_timm.py',

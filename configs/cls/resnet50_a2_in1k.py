@@ -32,7 +32,8 @@ model = dict(
         cutmix_alpha=1.0,
         label_smoothing=0.0))
 # every 10 epochs: mmkd.StudentCheckpointHook (distillation configs) writes
-# a student file at every runner checkpoint and keeps them all
+# a student file at every runner checkpoint and keeps the last
+# max_keep_ckpts (3 here) of them
 # 2048 images per optimizer step on any GPU count: gradient accumulation
 # (configs/_base_/schedules/vanillakd_a2.py, "Batch")
 default_hooks = dict(

@@ -21,7 +21,8 @@
 # reproduced here). It holds the timm classifier's weights
 # (plain timm keys, or `model.`-prefixed ones of mmkd.TimmClassifier); the
 # classification head is dropped and every other key must be present. It
-# must be a local file (nothing is downloaded); point at yours with
+# is a local file here (an http(s) URL is downloaded once into torch
+# hub's cache); point at yours with
 #   --cfg-options model.backbone.checkpoint=PATH
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)

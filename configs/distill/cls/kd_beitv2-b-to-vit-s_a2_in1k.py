@@ -11,7 +11,8 @@
 # teacher_ckpt: timm's released BEiTv2-B weights
 # (`beitv2_base_patch16_224.in1k_ft_in22k_in1k`, 86.5 top-1 published, the
 # VanillaKD teacher) saved as a local file under checkpoints/ (README.md in
-# this folder shows how; nothing is downloaded), or pass
+# this folder shows how; an http(s) URL also works, downloaded once
+# into torch hub's cache), or pass
 # --cfg-options model.teacher_ckpt=PATH.
 _base_ = '../../cls/vit-small-p16_a2_in1k.py'
 

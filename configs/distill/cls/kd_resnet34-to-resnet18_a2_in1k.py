@@ -12,7 +12,8 @@
 # torchvision's, 73.31 top-1: the teacher of the published KD / DKD / DIST
 # numbers, which belong to the *_sgd-100e_in1k.py configs, not to this A2
 # one) saved as a local file under checkpoints/ (README.md in this
-# folder shows how; nothing is downloaded), or pass
+# folder shows how; an http(s) URL also works, downloaded once into
+# torch hub's cache), or pass
 # --cfg-options model.teacher_ckpt=PATH.
 _base_ = '../../cls/resnet18_a2_in1k.py'
 

@@ -61,7 +61,9 @@ def build_branches(model_cfg, scope: str, ds, stage_ch: List[int],
     roi = model_cfg.roi_head
     extractor = _as_list(roi.bbox_roi_extractor)[0]
     bbox_head = _as_list(roi.bbox_head)[0]
-    channels = ds.cfg.get('channels', extractor.out_channels)
+    # light: a 64-channel pyramid and RoI features; full: the RoI head's
+    channels = ds.cfg.get('channels',
+                          64 if ds.light else extractor.out_channels)
     strides = list(extractor.featmap_strides)
     branches = ModuleList()
     for s in ds.stages:

@@ -57,6 +57,9 @@ class DeepSupervision:
             empty).
         stage_names (Sequence[str], optional): Names of the backbone outputs
             for messages. Defaults to None (indices).
+        level (str): What ``stages`` index, with its article, for
+            messages. Defaults to ``'a backbone output'`` (a query
+            segmentor's levels are its intermediate decoder predictions).
     """
 
     def __init__(self,
@@ -64,7 +67,8 @@ class DeepSupervision:
                  num_stages: int,
                  gt_default: float,
                  has_kd: bool,
-                 stage_names: Sequence[str] = None) -> None:
+                 stage_names: Sequence[str] = None,
+                 level: str = 'a backbone output') -> None:
         stages = list(cfg.get('stages') or ())
         if not stages:
             raise ValueError('deep_supervision needs a non-empty "stages"')
@@ -72,7 +76,7 @@ class DeepSupervision:
         for s in stages:
             if not isinstance(s, int) or not 0 <= s < num_stages:
                 raise ValueError(
-                    f'deep_supervision.stages: {s!r} is not a backbone output '
+                    f'deep_supervision.stages: {s!r} is not {level} '
                     f'index; valid: 0..{num_stages - 1}{names}')
         dup = sorted({s for s in stages if stages.count(s) > 1})
         if dup:

@@ -5,8 +5,8 @@ its mmdet base config's model, the teacher an mmdet config whose model-zoo
 weights (the URL of mmdet's own metafile for that config) the file names,
 KD+DS = KD + deep supervision only. One config per detector family is built
 (``teacher_ckpt=None``: tests download nothing) and runs one training step
-on two 64x64 images: the KD+DS one, which holds every setting of its KD
-config plus the deep-supervision branches.
+on two 64x64 images (224x224 for DETR students): the KD+DS one, which holds
+every setting of its KD config plus the deep-supervision branches.
 """
 import ast
 import functools
@@ -65,14 +65,27 @@ PAIRS = {
     'kd_htc_r101-to-r50_fpn_20e_coco.py': (
         'mmdet::htc/htc_r50_fpn_20e_coco.py',
         'mmdet::htc/htc_r101_fpn_20e_coco.py', {'cls'}, True),
+    'kd_dino_swin-l-to-r50_8xb2-12e_coco.py': (
+        'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
+        'mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py',
+        {'cls', 'bbox', 'iou'}, False),
 }
 # deep-supervision stages of the KD+DS configs: ResNet C3, C4; the CSP
 # backbones' (RTMDet, YOLOX) first two outputs (strides 8 and 16)
 DS_STAGES = [1, 2]
 CSP_DS_STAGES = [0, 1]
+# query-based (DETR family) students: their intermediate decoder layers
+# (DINO: 0..4 of 6; no auxiliary heads are built)
+QUERY_DS_STAGES = [0, 1, 2, 3, 4]
+
+
+def _is_query(name: str) -> bool:
+    return '_dino' in name
 
 
 def _ds_stages(name: str) -> list:
+    if _is_query(name):
+        return QUERY_DS_STAGES
     return CSP_DS_STAGES if ('rtmdet' in name or 'yolox' in name) \
         else DS_STAGES
 
@@ -256,6 +269,7 @@ def test_build_and_one_loss_step(name):
     from mmkd.models import DetectionDistiller
     assert isinstance(model, DetectionDistiller)
     assert model.two_stage is two_stage
+    assert model.query_based is _is_query(name)
     # the published pair: the resolved student / teacher are the mmdet
     # configs' backbones
     for net, path in ((model.student, student_base),
@@ -266,14 +280,23 @@ def test_build_and_one_loss_step(name):
     assert model.teacher_runner._renorm is None
     assert set(model.kd_losses) == distill
     assert model.ds_stages == _ds_stages(name)
-    assert len(model.ds_branches) == len(_ds_stages(name))
+    assert len(model.ds_branches) == \
+        (0 if _is_query(name) else len(_ds_stages(name)))
     assert all(not p.requires_grad for p in model.teacher.parameters())
 
     model.train()
     # TOOD reads the epoch from the message hub, as in a run
     from mmengine.logging import MessageHub
     MessageHub.get_current_instance().update_info('epoch', 0)
-    losses = model.loss(*_batch(with_masks=two_stage))
+    size = 64
+    if _is_query(name):
+        # DETRs allocate level_embed uninitialised until init_weights()
+        # (which would download the pretrained backbone); 224 px: DINO keeps
+        # its top 900 encoder proposals, more than a 64 px image has
+        for net in (model.student, model.teacher):
+            torch.nn.init.normal_(net.level_embed)
+        size = 224
+    losses = model.loss(*_batch(size=size, with_masks=two_stage))
     names = set(losses)
     for term in distill:
         assert any(k.startswith(f'loss_kd_{term}') for k in names), term

@@ -93,6 +93,21 @@ PAIRS = {
         ds_channels=[36, 72],
         aux_head=False,
         cascade=True),
+    # query-based: KD on the semantic class map; the deep-supervision levels
+    # are the decoder's 9 intermediate predictions (no heads added)
+    'kd_mask2former_swin-b-to-r50_8xb2-160k_ade20k-512x512.py': dict(
+        base='mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py',
+        teacher='mmseg::mask2former/mask2former_swin-b-in22k-384x384-pre_'
+        '8xb2-160k_ade20k-640x640.py',
+        ckpt='mask2former_swin-b-in22k-384x384-pre_8xb2-160k_ade20k-640x640_'
+        '20221203_235230-7ec0f569.pth',
+        iters=160000,
+        schedule=None,
+        student_backbone=('ResNet', 50),
+        teacher_backbone=('SwinTransformer', None),
+        ds_stages=list(range(9)),
+        aux_head=False,
+        query=True),
 }
 # the CWD authors' ADE20K setting for PSPNet R101 -> R18 (their release's
 # cwd_w_10_t_1_..._512x512_4x4_80k_ade20k.py: tau 1, loss weight 10)
@@ -276,7 +291,8 @@ def test_config(name):
         # the CWD recipe distils the decode head's logits only
         assert model.distill_aux_head is False
     if variant == 'kd-ds':
-        assert model.deep_supervision.stages == DS_STAGES
+        assert model.deep_supervision.stages == pair.get('ds_stages',
+                                                         DS_STAGES)
     else:
         assert model.get('deep_supervision') is None
 
@@ -333,8 +349,13 @@ def test_build_and_one_loss_step(name):
     # the same normalisation on both sides
     assert model.teacher_runner._renorm is None
     assert isinstance(model.kd_loss, PixelKDLoss)
-    assert len(model.ds_heads) == len(DS_STAGES)
-    for stage, channels, head in zip(DS_STAGES, pair['ds_channels'],
+    stages = pair.get('ds_stages', DS_STAGES)
+    assert model.ds.stages == stages
+    if pair.get('query'):  # the decoder's predictions: no heads
+        assert len(model.ds_heads) == 0
+    else:
+        assert len(model.ds_heads) == len(stages)
+    for stage, channels, head in zip(stages, pair.get('ds_channels', []),
                                      model.ds_heads):
         assert (head.in_index, head.in_channels) == (stage, channels)
         assert head.num_classes == NUM_CLASSES
@@ -344,10 +365,13 @@ def test_build_and_one_loss_step(name):
     # the heads' own settings (light / full) are the config's business:
     # each stage has at least its KD term
     expected = {'decode.loss_kd'} | {
-        f'ds{i}.loss_kd' for i in range(len(DS_STAGES))}
+        f'ds{i}.loss_kd' for i in range(len(stages))}
     if pair.get('cascade'):  # the student's own keys, and its first head's KD
         expected |= {'decode_0.loss_ce', 'decode_1.loss_ce',
                      'decode_0.loss_kd'}
+    elif pair.get('query'):  # mmdet's losses, at every decoder layer
+        expected |= {f'decode.{d}loss_{k}' for k in ('cls', 'mask', 'dice')
+                     for d in [''] + [f'd{i}.' for i in stages]}
     else:
         expected |= {'decode.loss_ce'}
     if pair['aux_head']:
@@ -359,6 +383,9 @@ def test_build_and_one_loss_step(name):
     total.backward()
     for head in model.ds_heads:
         assert all(p.grad is not None for p in head.parameters())
+    if pair.get('query'):
+        layers = model.student.decode_head.transformer_decoder.layers
+        assert all(p.grad is not None for p in layers.parameters())
     assert all(p.grad is None for p in model.teacher.parameters())
 
 

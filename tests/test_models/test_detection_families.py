@@ -210,7 +210,7 @@ def _mmdet_model(path):
 
 
 @pytest.mark.parametrize('path,what', [
-    ('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py', 'DINO'),
+    ('mmdet::detr/detr_r50_8xb2-150e_coco.py', 'DETR'),
     ('mmdet::centernet/centernet_r18_8xb16-crop512-140e_coco.py',
      'CenterNet with head CenterNetHead'),
     ('mmdet::yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py',
@@ -223,7 +223,8 @@ def test_unsupported_families_are_refused_at_build(path, what):
         DetectionDistiller(student=model, teacher=copy.deepcopy(model))
     msg = str(err.value)
     assert what in msg and 'not supported' in msg
-    for family in ('RetinaNet', 'RTMDet', 'YOLOX', 'TOOD', 'Cascade', 'HTC'):
+    for family in ('RetinaNet', 'RTMDet', 'YOLOX', 'TOOD', 'Cascade', 'HTC',
+                   'DINO'):
         assert family in msg
 
 

@@ -106,8 +106,9 @@ def test_class_count_mismatch_is_refused():
 @pytest.mark.parametrize('path, what', [
     ('mmseg::point_rend/pointrend_r50_4xb4-160k_ade20k-512x512.py',
      'PointHead (PointRend'),
-    ('mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py',
-     'Mask2FormerHead (query-based'),
+    # Mask2Former is supported (tests/test_models/test_query_segmentation.py)
+    ('mmseg::maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py',
+     'MaskFormerHead (query-based MaskFormer'),
 ])
 def test_unsupported_segmentors_are_refused_at_build(path, what):
     from mmengine.hub import get_config
@@ -120,5 +121,5 @@ def test_unsupported_segmentors_are_refused_at_build(path, what):
         SegmentationDistiller(student=model, teacher=copy.deepcopy(model))
     msg = str(err.value)
     assert what in msg and 'not supported' in msg
-    for head in ('UPerHead', 'OCRHead', 'SegformerHead'):
+    for head in ('UPerHead', 'OCRHead', 'SegformerHead', 'Mask2FormerHead'):
         assert head in msg

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import ROOT
 
-ROWS = {'student', 'kd_fp32', 'kd_fast', 'kd_ds', 'teacher_fp32',
+ROWS = {'student', 'kd_fp32', 'kd_fast', 'kd_ds', 'ideal', 'teacher_fp32',
         'teacher_fast'}
 
 
@@ -39,7 +39,13 @@ def test_tiny_interleaved_run_writes_every_row(tmp_path, capsys, dataset,
                    str(batch), '--steps', '2', '--warmup', '0', '--json',
                    str(out)])
     res = json.loads(out.read_text())['results'][0]
-    assert set(res['rows']) == ROWS
+    # the teacher cache row: dense detection only
+    assert set(res['rows']) == ROWS | ({'kd_cache'} if dataset == 'coco'
+                                       else set())
+    if dataset == 'coco':  # filled before timing, read at every timed step
+        stats = res['teacher_cache']
+        assert (stats['misses'], stats['hits']) == (batch, 2 * batch)
+    assert 'kd_fast-ideal' in res['differences']
     for name, row in res['rows'].items():
         assert len(row['times_ms']) == 2 and row['median_ms'] > 0, name
         assert row['ratio'] > 0 and row['weight_bytes'] > 0, name

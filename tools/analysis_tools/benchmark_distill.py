@@ -20,6 +20,14 @@ kd_fast    the same with the fast teacher: ``teacher_precision='auto'``
            bf16 / fp16) and channels-last (the defaults)
 kd_ds      KD + deep supervision as the config sets it (its
            ``deep_supervision``), fast teacher
+kd_cache   ``kd_fast`` reading the teacher's outputs from a warm
+           ``teacher_cache`` (dense detection only; the cache is filled
+           before timing, with the config's training pipeline)
+ideal      the student's step, then the teacher's bare forward: the
+           model alone in the fast precision and memory format, on an
+           input converted beforehand, no hooks, no output conversion:
+           what a KD step would cost if distillation added nothing but
+           the teacher's forward
 teacher_*  the teacher's forward alone, as the distiller runs it
            (``teacher_forward``: re-normalisation, cast, no_grad)
 ========== =============================================================
@@ -65,15 +73,24 @@ TASKS = dict(
 )
 #: image side and batch per kind of task, unless --size / --batch
 DEFAULT_INPUT = dict(det=(512, 2), seg=(512, 2), cls=(224, 32))
-ROWS = ('student', 'kd_fp32', 'kd_fast', 'kd_ds', 'teacher_fp32',
-        'teacher_fast')
-STEP_ROWS = ROWS[:4]
-#: (what, row, reference row, limit) checked and printed, never asserted
+ROWS = ('student', 'kd_fp32', 'kd_fast', 'kd_ds', 'kd_cache', 'ideal',
+        'teacher_fp32', 'teacher_fast')
+STEP_ROWS = ROWS[:6]
+#: (what, row, limit) checked and printed, never asserted; a row
+#: ``'a-b'`` is the median per-iteration difference of the two rows'
+#: ratios
 TARGETS = dict(
     det=[('KD step / student step', 'kd_fast', 1.15),
-         ('KD + DS step / student step', 'kd_ds', 1.30)],
-    seg=[('KD step / student step', 'kd_fast', 1.30)],
-    cls=[])
+         ('KD + DS step / student step', 'kd_ds', 1.30),
+         ('KD from the warm teacher cache / student step', 'kd_cache',
+          1.10),
+         ('KD step - (student step + bare teacher), in student steps',
+          'kd_fast-ideal', 0.05)],
+    seg=[('KD step / student step', 'kd_fast', 1.30),
+         ('KD step - (student step + bare teacher), in student steps',
+          'kd_fast-ideal', 0.05)],
+    cls=[('KD step - (student step + bare teacher), in student steps',
+          'kd_fast-ideal', 0.05)])
 WEIGHT_TARGET = 0.55  # fast teacher's weight bytes / fp32 teacher's
 MIB = 2**20
 
@@ -96,9 +113,10 @@ def parse_args(argv=None):
                    help='untimed iterations first')
     p.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     p.add_argument('--teacher-precision', default='auto',
-                   choices=['auto', 'bf16', 'fp16'],
+                   choices=['auto', 'bf16', 'fp16', 'fp32'],
                    help="the fast rows' teacher_precision (default: auto, "
-                   'bf16 where it is fast)')
+                   'bf16 where it is fast; fp32: what auto is on a CPU '
+                   'without AMX)')
     p.add_argument('--memory', action='store_true',
                    help="also measure each row's peak memory, one child "
                    'process per row')
@@ -167,14 +185,16 @@ def fake_batch(kind, size, batch, seed, device):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, size, size, generator=g)
     samples = []
-    for _ in range(batch):
+    for i in range(batch):
         if kind == 'det':
             from mmdet.structures import DetDataSample
             xy = torch.rand(3, 2, generator=g) * size * 0.6
             wh = torch.rand(3, 2, generator=g) * size * 0.35 + 4
             s = DetDataSample(metainfo=dict(
-                img_shape=(size, size), pad_shape=(size, size),
-                batch_input_shape=(size, size), scale_factor=(1.0, 1.0)))
+                img_path=f'fake/{seed}_{i}.jpg', img_id=i,
+                ori_shape=(size, size), img_shape=(size, size),
+                pad_shape=(size, size), batch_input_shape=(size, size),
+                scale_factor=(1.0, 1.0), flip=False, flip_direction=None))
             s.gt_instances = InstanceData(
                 bboxes=torch.cat([xy, (xy + wh).clamp(max=size)], 1),
                 labels=torch.randint(0, 6, (3, ), generator=g))
@@ -192,10 +212,11 @@ def fake_batch(kind, size, batch, seed, device):
 
 
 # ---------------------------------------------------------------- models
-def teacher_fn(distiller, kind):
+def teacher_fn(distiller, kind, model=None):
     """What the distiller runs on its teacher (``teacher_forward``'s
-    ``fn``): ``extract_feat`` + the head's forward, or timm's logits."""
-    t = distiller.teacher
+    ``fn``): ``extract_feat`` + the head's forward, or timm's logits; on
+    ``model`` instead of the distiller's teacher if given."""
+    t = distiller.teacher if model is None else model
     if kind == 'det':
         if hasattr(t, 'roi_head'):  # two-stage: the RPN's features only
             return t.extract_feat
@@ -206,15 +227,42 @@ def teacher_fn(distiller, kind):
     return lambda x: t(x, mode='tensor')
 
 
+def _train_pipelines(path):
+    """The training pipeline(s) of the config at ``path`` (the cache row
+    checks and hashes them as a run's ``TeacherCacheHook`` would)."""
+    from mmengine.config import Config
+
+    from mmkd.models.distillers.detection.teacher_cache import find_pipelines
+    cfg = Config.fromfile(path if osp.isabs(path) else osp.join(_ROOT, path))
+    dataset = cfg.get('train_dataloader', {}).get('dataset')
+    return find_pipelines(dataset) if dataset else []
+
+
+_CACHE_DIRS = []
+
+
+def _cache_dir():
+    """A temporary teacher-cache folder, removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
+    if not _CACHE_DIRS:
+        _CACHE_DIRS.append(tempfile.mkdtemp(prefix='mmkd-bench-cache-'))
+        atexit.register(shutil.rmtree, _CACHE_DIRS[0], True)
+    return _CACHE_DIRS[0]
+
+
 def build_rows(path, device, rows=ROWS, precision='auto'):
     """Models and step functions of ``rows`` for the config at ``path``:
     every student starts from the same weights, every teacher from the
-    same (random) weights."""
+    same (random) weights. ``kd_cache`` is left out (said on stderr) where
+    the distiller cannot cache (not dense detection, a random pipeline)."""
     from mmengine.registry import DefaultScope
 
     from mmkd.models.distillers.builder import build_model
     cfg, cls = load_distill_cfg(path)
     kind = task_kind(cls)
+    rows = [r for r in rows if r != 'kd_cache' or kind == 'det']
     kd_cfg = copy.deepcopy(cfg)
     kd_cfg.pop('deep_supervision', None)
     variants = dict(
@@ -224,23 +272,37 @@ def build_rows(path, device, rows=ROWS, precision='auto'):
                      teacher_channels_last=True),
         kd_ds=dict(cfg, teacher_precision=precision,
                    teacher_channels_last=True))
+    if 'kd_cache' in rows:
+        variants['kd_cache'] = dict(
+            kd_cfg, teacher_precision=precision, teacher_channels_last=True,
+            teacher_cache=dict(dir=_cache_dir(),
+                               pipeline=_train_pipelines(path)))
     need = set(rows) | {'kd_fp32'}  # kd_fp32's weights seed the others
-    need |= {'kd_fast'} if 'teacher_fast' in rows else set()
+    need |= {'kd_fast'} if {'teacher_fast', 'ideal'} & set(rows) else set()
     torch.manual_seed(0)
     models = {}
     with DefaultScope.overwrite_default_scope('mmkd'):
         from mmkd.registry import MODELS
-        for name in ('kd_fp32', 'kd_fast', 'kd_ds'):
-            if name in need:
+        # kd_cache last: the others draw their random init as before
+        for name in ('kd_fp32', 'kd_fast', 'kd_ds', 'kd_cache'):
+            if name not in need:
+                continue
+            try:
                 models[name] = MODELS.build(variants[name])
-                models[name].init_weights()
+            except ValueError as e:
+                if name != 'kd_cache':
+                    raise
+                print(f'kd_cache row left out: {e}', file=sys.stderr)
+                rows.remove(name)
+                continue
+            models[name].init_weights()
     ref = models['kd_fp32']
     ref.teacher.init_weights()  # not a child: init it for sane logits
     for name, d in models.items():
         if d is not ref:
             d.student.load_state_dict(ref.student.state_dict())
             d.teacher.load_state_dict(ref.teacher.state_dict())
-    if 'student' in rows:
+    if {'student', 'ideal'} & set(rows):
         models['student'] = build_model(cfg['student'], cls.default_scope)
         models['student'].load_state_dict(ref.student.state_dict())
     for name, d in models.items():
@@ -253,19 +315,36 @@ def build_rows(path, device, rows=ROWS, precision='auto'):
             d = models['kd_' + name.split('_')[1]]
             steps[name] = _teacher_step(d, teacher_fn(d, kind))
             weights[name] = weight_bytes([d.teacher])
+        elif name == 'ideal':
+            fast = models['kd_fast']
+            bare = build_model(cfg['teacher'], cls.default_scope)
+            bare.load_state_dict(ref.teacher.state_dict())
+            bare.eval().requires_grad_(False).to(device,
+                                                 dtype=fast.teacher_dtype)
+            if fast.teacher_runner.channels_last:
+                bare.to(memory_format=torch.channels_last)
+            models['bare_teacher'] = bare
+            student = models['student'].train().to(device)
+            steps[name] = _ideal_step(_train_step(student), fast,
+                                      teacher_fn(fast, kind, bare), kind)
+            weights[name] = weight_bytes([student, bare])
         else:
             model = models[name].train().to(device)
             steps[name] = _train_step(model)
             weights[name] = weight_bytes(
                 [model] + ([] if name == 'student' else [model.teacher]))
-    for d in models.values():
-        d.to(device)
+    for name, d in models.items():
+        if name != 'bare_teacher':
+            d.to(device)
     labels = dict(
         student='student-only train step',
         kd_fp32='KD, fp32 teacher',
         kd_fast=f'KD, {_fmt(models.get("kd_fast"))} teacher',
         kd_ds=f'KD + deep supervision, {_fmt(models.get("kd_ds"))} '
         'teacher',
+        kd_cache='KD from a warm teacher cache',
+        ideal='student step + bare teacher forward, '
+        f'{_fmt(models.get("kd_fast"))}',
         teacher_fp32='teacher forward, fp32',
         teacher_fast=f'teacher forward, {_fmt(models.get("kd_fast"))}')
     return steps, weights, {r: labels[r] for r in rows}, kind, models
@@ -300,6 +379,37 @@ def _teacher_step(distiller, fn):
     return step
 
 
+def _ideal_step(student_step, fast, fn, kind):
+    """The student's step, then ``fn`` (the bare teacher's forward) under
+    ``no_grad`` on the batch as ``fast``'s teacher sees it, converted once
+    outside the timed steps (re-normalised, its dtype and memory format).
+    No autocast unless the bare model fails without it."""
+    dtype = fast.teacher_dtype
+    cl = fast.teacher_runner.channels_last
+    prepared, state = {}, dict(autocast=False)
+
+    def step(x, samples):
+        student_step(x, samples)
+        if id(x) not in prepared:
+            prepared.clear()
+            xt = fast.teacher_inputs(
+                x, samples if kind != 'cls' else None)
+            fmt = torch.channels_last if cl and xt.dim() == 4 \
+                else torch.preserve_format
+            prepared[id(x)] = xt.to(dtype=dtype, memory_format=fmt)
+        xt = prepared[id(x)]
+        with torch.no_grad():
+            if not state['autocast']:
+                try:
+                    fn(xt)
+                    return
+                except RuntimeError:  # a model that needs autocast
+                    state['autocast'] = True
+            with torch.autocast(xt.device.type, dtype=dtype):
+                fn(xt)
+    return step
+
+
 def weight_bytes(models):
     seen, total = set(), 0
     for m in models:
@@ -318,6 +428,12 @@ def interleaved(path, args, device):
     size, batch = (args.size or DEFAULT_INPUT[kind][0],
                    args.batch or DEFAULT_INPUT[kind][1])
     x, samples = fake_batch(kind, size, batch, args.seed, device)
+    cache = models['kd_cache'].teacher_cache if 'kd_cache' in steps \
+        else None
+    if cache is not None:  # fill it: every timed step reads it
+        with torch.no_grad():
+            models['kd_cache'].loss(x, samples)
+        cache.flush()
     rows = list(steps)
     times = {r: [] for r in rows}
     cpu = {r: [] for r in rows}
@@ -338,6 +454,16 @@ def interleaved(path, args, device):
     res = dict(config=path, kind=kind, size=size, batch=batch,
                device=_where(device), steps=args.steps, warmup=args.warmup,
                load_average_1min=load, rows={})
+    if cache is not None:
+        res['teacher_cache'] = dict(cache.stats, summary=cache.summary())
+    res['differences'] = {}
+    for what, row, _ in TARGETS[kind]:
+        if '-' in row:
+            a, b = row.split('-')
+            if a in times and b in times:
+                res['differences'][row] = statistics.median([
+                    (ta - tb) / ts for ta, tb, ts in zip(
+                        times[a], times[b], times['student'])])
     for r in rows:
         ratios = [t / s for t, s in zip(times[r], times['student'])]
         cpu_ratios = [t / s for t, s in zip(cpu[r], cpu['student'])]
@@ -389,9 +515,9 @@ def measure_memory(path, row, args, device):
     return dict(growth=maxrss - base, peak=maxrss - base + weights[row])
 
 
-def memory_rows(path, argv):
+def memory_rows(path, argv, rows=ROWS):
     out = {}
-    for row in ROWS:
+    for row in rows:
         print(f'memory: {row} ...', file=sys.stderr, flush=True)
         cmd = [sys.executable, osp.abspath(__file__), *argv, '--only',
                f'{path}::{row}']
@@ -433,14 +559,21 @@ def report(title, res, memory=None):
     w = res['teacher_weight_bytes']
     print(f'teacher weights (params + buffers): fp32 {w["fp32"] / MIB:.1f} '
           f'MiB, {res["teacher_dtype"]} {w["fast"] / MIB:.1f} MiB')
+    if 'teacher_cache' in res:
+        print(res['teacher_cache']['summary'] + ' (the fill before timing '
+              'included)')
     if memory:
         note = ('peak = torch.cuda.max_memory_allocated() over the steps of '
                 'the row alone' if 'growth' not in memory['student'] else
                 "peak = growth of the peak RSS over the row's steps, alone "
                 "in a child process, plus the row's weights")
         print(textwrap.fill(note, 79))
-    checks = [(what, res['rows'][row]['ratio'], limit)
-              for what, row, limit in TARGETS[res['kind']]]
+    checks = []
+    for what, row, limit in TARGETS[res['kind']]:
+        if row in res['rows']:
+            checks.append((what, res['rows'][row]['ratio'], limit))
+        elif row in res['differences']:
+            checks.append((what, res['differences'][row], limit))
     checks.append(('teacher weights fast / fp32', w['ratio'], WEIGHT_TARGET))
     res['targets'] = []
     for what, value, limit in checks:
@@ -470,7 +603,8 @@ def main(argv=None):
     for title, path in jobs:
         print(f'measuring {title} ...', file=sys.stderr, flush=True)
         res = interleaved(path, args, device)
-        memory = memory_rows(path, argv) if args.memory else None
+        memory = memory_rows(path, argv, list(res['rows'])) \
+            if args.memory else None
         if memory:
             res['memory'] = memory
         report(title, res, memory)

@@ -42,6 +42,18 @@ class Capture:
         self._handles.append(module.register_forward_pre_hook(hook))
         return self
 
+    def keywords(self, module: nn.Module, name: str,
+                 pick: Callable = lambda kwargs: kwargs) -> 'Capture':
+        """Record ``pick(keyword args)`` of every call of ``module``, for
+        modules called with keywords only (mmdet's transformer decoders)."""
+
+        def hook(mod, args, kwargs):
+            self.seen.setdefault(name, []).append(pick(kwargs))
+
+        self._handles.append(
+            module.register_forward_pre_hook(hook, with_kwargs=True))
+        return self
+
     def __enter__(self) -> 'Capture':
         return self
 

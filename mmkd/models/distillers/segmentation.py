@@ -2,8 +2,9 @@
 
 Supported: ``EncoderDecoder`` (FCN, PSPNet, DeepLabV3(+), UPerNet,
 SegFormer, ...) and ``CascadeEncoderDecoder`` (OCRNet), with the decode
-heads in :data:`DECODE_HEADS`; anything else is refused at build, with that
-list.
+heads in :data:`DECODE_HEADS`, and ``EncoderDecoder`` with a query head of
+:data:`~.seg_query.QUERY_HEADS` (Mask2Former); anything else is refused at
+build, with that list.
 
 * The student computes its task losses with its own ``loss()``; forward
   hooks keep its backbone stages and the logits of its final decode head,
@@ -22,11 +23,21 @@ list.
   by mmseg's cross-entropy on the labels (``ds<i>.loss_ce``). They live in
   the wrapper and vanish at export.
 
+* Query-based heads (Mask2Former, :mod:`.seg_query`): what is compared is
+  the per-pixel class distribution of the head's semantic inference
+  (class probabilities x mask probabilities summed over the queries,
+  normalised over the classes), for the final decoder layer
+  (``decode.loss_kd``) and, as deep supervision, for the intermediate
+  decoder layers listed in ``deep_supervision.stages`` (``ds<i>.loss_kd``),
+  all from the teacher's final map. No query matching is needed and no
+  auxiliary head is added: the decoder layers are the levels.
+
 Pixels whose label is the student decode head's ``ignore_index`` do not
 count in the KD terms. The teacher runs ``extract_feat`` and its decode
 heads' ``forward`` through :meth:`BaseDistiller.teacher_forward`: never its
 losses, and not at all while no distillation term is active. Student and
-teacher may differ in backbone, channels and output stride; their class
+teacher may differ in backbone, channels, output stride and head kind (a
+Mask2Former teacher for a dense student and the reverse); their class
 counts must match.
 """
 import inspect
@@ -44,6 +55,8 @@ from mmkd.registry import MODELS
 from .base import BaseDistiller
 from .builder import ModelSpec, load_model_cfg
 from .capture import Capture
+from .seg_query import (QUERY_HEADS, Prediction, class_map, is_query_head,
+                        layer_predictions, map_size, num_decoder_layers)
 
 
 #: decode heads whose training forward gives dense class logits
@@ -66,27 +79,47 @@ def check_supported(model: nn.Module, role: str) -> None:
     why = None
     if kind not in SEGMENTORS:
         why = f'segmentor {kind}'
-    elif heads[-1] not in DECODE_HEADS:
+    elif heads[-1] in QUERY_HEADS and kind != 'EncoderDecoder':
+        why = f'{kind} with final decode head {heads[-1]} (a query head ' \
+            'is supported in an EncoderDecoder only)'
+    elif heads[-1] not in DECODE_HEADS + QUERY_HEADS:
         why = f'{kind} with final decode head {heads[-1]}' + (
-            ' (query-based: Mask2Former / MaskFormer, planned separately)'
-            if 'Mask' in heads[-1] and 'Former' in heads[-1] else
+            ' (query-based MaskFormer: its forward pads by the image metas '
+            'and returns stacked layers; Mask2FormerHead is supported)'
+            if heads[-1] == 'MaskFormerHead' else
             ' (PointRend: its training forward predicts sampled points, '
             'not a dense map)' if heads[-1] == 'PointHead' else '')
     if why:
         raise ValueError(
             f'{role} {why} is not supported by mmkd.SegmentationDistiller; '
             f'supported: {", ".join(SEGMENTORS)} with final decode head '
-            f'{", ".join(DECODE_HEADS)}')
+            f'{", ".join(DECODE_HEADS)}; EncoderDecoder with '
+            f'{", ".join(QUERY_HEADS)}')
 
 
-def final_logits(model: nn.Module, feats) -> torch.Tensor:
-    """A segmentor's final decode-head logits (a cascade's heads chained as
-    in its own ``encode_decode``)."""
+def final_prediction(model: nn.Module, feats,
+                     data_samples: Optional[list] = None) -> Prediction:
+    """A segmentor's final prediction: its decode-head logits (a cascade's
+    heads chained as in its own ``encode_decode``) or, for a query head,
+    the last decoder layer's :class:`~.seg_query.QueryPrediction`."""
     heads = _heads(model)
+    if is_query_head(heads[-1]):
+        # mmdet's Mask2FormerHead.forward takes the samples but reads only
+        # the features
+        return layer_predictions(heads[-1](feats, data_samples))[-1]
     out = heads[0](feats)
     for head in heads[1:]:
         out = head(feats, out)
     return out
+
+
+def final_logits(model: nn.Module, feats,
+                 data_samples: Optional[list] = None) -> torch.Tensor:
+    """The map the KD terms compare for a segmentor's final prediction, at
+    its own size: decode-head logits, or a query head's per-pixel class
+    log-probabilities (:func:`~.seg_query.semantic_log_probs`)."""
+    pred = final_prediction(model, feats, data_samples)
+    return class_map(pred, map_size(pred))
 
 
 @MODELS.register_module()
@@ -109,7 +142,13 @@ class SegmentationDistiller(BaseDistiller):
             ``stages``, ``stage_weights``, ``mode``, ``gt_weight`` (default
             0: KD only), ``kd_weight``) plus ``channels`` and ``num_convs``
             of the FCN heads (light: 64 and 1; full: the decode head's
-            ``channels`` and 2). Defaults to None (off).
+            ``channels`` and 2). For a query (Mask2Former) student the
+            levels are its decoder's intermediate predictions instead:
+            ``stages`` index ``d0 .. d<L-1>`` (mmdet's names; ``d0`` comes
+            before the first decoder layer), no head is added, and only
+            ``stages``, ``stage_weights`` and ``kd_weight`` apply (the
+            layers' label losses are the student's own). Defaults to None
+            (off).
         **kwargs: The options of :class:`BaseDistiller` (``teacher_ckpt``,
             ``eval_teacher``, ...).
     """
@@ -142,9 +181,12 @@ class SegmentationDistiller(BaseDistiller):
                 self._with_ignore_index(dict(distill['logits'])))
         self.uses_teacher = self.kd_loss is not None
         self.distill_aux_head = distill_aux_head
+        self.query_student = is_query_head(_heads(self.student)[-1])
         self.ds = None
         self.ds_heads = ModuleList()
-        if deep_supervision:
+        if deep_supervision and self.query_student:
+            self._build_layer_supervision(dict(deep_supervision))
+        elif deep_supervision:
             self._build_deep_supervision(student, dict(deep_supervision))
         self.restore_rng()
 
@@ -165,6 +207,29 @@ class SegmentationDistiller(BaseDistiller):
                 f'distill.logits.ignore_index is {given}, but the student '
                 f'decode head ignores label {self.ignore_index}')
         return cfg
+
+    def _build_layer_supervision(self, cfg: dict) -> None:
+        """Deep supervision of a query student: its intermediate decoder
+        predictions, distilled from the teacher's final map."""
+        head = _heads(self.student)[-1]
+        kind = type(head).__name__
+        extra = sorted({'mode', 'channels', 'num_convs'} & set(cfg))
+        if extra:
+            raise ValueError(
+                f'deep_supervision: {extra} size auxiliary heads, but a '
+                f'{kind} student adds none (its decoder layers are the '
+                'levels); give stages, stage_weights and kd_weight only')
+        if cfg.get('gt_weight', 0):
+            raise ValueError(
+                f'deep_supervision.gt_weight is {cfg["gt_weight"]}, but a '
+                f'{kind} student trains its decoder layers on the labels '
+                'itself (decode.d<i>.loss_cls / loss_mask / loss_dice, '
+                'weighted in its decode_head config); set gt_weight to 0')
+        layers = num_decoder_layers(head)
+        self.ds = DeepSupervision(
+            cfg, layers, 0.0, self.kd_loss is not None,
+            stage_names=[f'd{i}' for i in range(layers)],
+            level='an intermediate decoder prediction')
 
     def _build_deep_supervision(self, student: ModelSpec, cfg: dict) -> None:
         channels, _ = self.student_stages(64)
@@ -194,54 +259,94 @@ class SegmentationDistiller(BaseDistiller):
             with DefaultScope.overwrite_default_scope(scope):
                 self.ds_heads.append(ROOT_MODELS.build(fcn))
 
-    def loss(self, inputs: torch.Tensor,
-             data_samples: list) -> Dict[str, torch.Tensor]:
+    def _other_heads(self) -> list:
+        """``(name, head)`` of the heads distilled besides the final one:
+        a cascade's earlier heads and the auxiliary heads."""
         student = self.student
-        heads = _heads(student)
         aux = student.auxiliary_head if student.with_auxiliary_head else []
         aux = [(f'aux_{i}', h) for i, h in enumerate(aux)] \
             if isinstance(aux, nn.ModuleList) else \
             [('aux', aux)] if aux else []
-        others = [(f'decode_{i}', h) for i, h in enumerate(heads[:-1])] + aux
+        return [(f'decode_{i}', h)
+                for i, h in enumerate(_heads(student)[:-1])] + aux
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: list) -> Dict[str, torch.Tensor]:
+        student = self.student
+        final = _heads(student)[-1]
+        others = self._other_heads()
         # mmseg's heads call their own forward() inside loss(), so the hooks
-        # sit on their classifier (conv_seg, run as a module by cls_seg)
+        # sit on their classifier (conv_seg, run as a module by cls_seg); a
+        # query head is called as a module and gives every decoder layer's
+        # prediction, the final one last
         with Capture() as cap:
             cap.output(student.backbone, 'stages')
-            cap.output(heads[-1].conv_seg, 'decode')
+            if self.query_student:
+                cap.output(final, 'decode', layer_predictions)
+            else:
+                cap.output(final.conv_seg, 'decode')
             for name, head in others:
                 cap.output(head.conv_seg, name)
             losses = student.loss(inputs, data_samples)
-        t_logits = None
+        s_preds = cap['decode'] if self.query_student else [cap['decode']]
+        t_pred = None
         if self.teacher_active:
             teacher = self.teacher
-            t_logits = self.teacher_forward(
-                lambda x: final_logits(teacher, teacher.extract_feat(x)),
+            t_pred = self.teacher_forward(
+                lambda x: final_prediction(teacher, teacher.extract_feat(x),
+                                           data_samples),
                 inputs, data_samples=data_samples)
-        labels = torch.stack([d.gt_sem_seg.data for d in data_samples])
-
-        def kd_terms(logits):
-            return {'loss_kd': self.kd_loss(logits.float(), t_logits, labels)}
-
         kd = {}
-        if t_logits is not None:
-            kd['decode.loss_kd'] = kd_terms(cap['decode'])['loss_kd']
+        if t_pred is not None:
+            kd_terms = self._kd_terms(t_pred, s_preds[-1], data_samples)
+            kd['decode.loss_kd'] = kd_terms(s_preds[-1])['loss_kd']
             if self.distill_aux_head:
                 for name, _ in others:
                     kd[f'{name}.loss_kd'] = kd_terms(cap[name])['loss_kd']
-        if self.ds is not None:
-
-            def run(head, stage, with_gt):
-                if not with_gt:
-                    return head(cap['stages']), None
-                with Capture() as c:
-                    c.output(head.conv_seg, 'logits')
-                    gt = head.loss(cap['stages'], data_samples,
-                                   student.train_cfg)
-                return c['logits'], gt
-
-            gt, ds_kd = self.ds.losses(self.ds_heads, run, kd_terms,
-                                       t_logits is not None)
+        if self.query_student and self.ds is not None and t_pred is not None:
+            # the levels are the decoder's own predictions: nothing to run
+            _, ds_kd = self.ds.losses(
+                [s_preds[s] for s in self.ds.stages],
+                lambda pred, stage, with_gt: (pred, None), kd_terms, True)
+            kd.update(ds_kd)
+        elif self.ds is not None and not self.query_student:
+            gt, ds_kd = self._stage_supervision(
+                cap['stages'], data_samples,
+                kd_terms if t_pred is not None else None)
             losses.update(gt)
             kd.update(ds_kd)
         losses.update(self.scaled(kd))
         return losses
+
+    def _kd_terms(self, t_pred: Prediction, s_final: Prediction,
+                  data_samples: list):
+        """``kd(student prediction) -> {'loss_kd': ...}`` against the
+        teacher's final map. Query predictions become class maps at the
+        larger of the two final maps' sizes (their mask logits resized, as
+        the head's ``predict`` does); dense logits are resized by the
+        loss."""
+        size = max(map_size(t_pred), map_size(s_final),
+                   key=lambda s: s[0] * s[1])
+        t_map = class_map(t_pred, size)
+        labels = torch.stack([d.gt_sem_seg.data for d in data_samples])
+
+        def kd_terms(pred: Prediction) -> Dict[str, torch.Tensor]:
+            return {'loss_kd': self.kd_loss(class_map(pred, size), t_map,
+                                            labels)}
+
+        return kd_terms
+
+    def _stage_supervision(self, stages, data_samples: list, kd_terms):
+        """The FCN heads on the student's backbone stages (label losses
+        when ``gt_weight``, KD when the teacher ran)."""
+
+        def run(head, stage, with_gt):
+            if not with_gt:
+                return head(stages), None
+            with Capture() as c:
+                c.output(head.conv_seg, 'logits')
+                gt = head.loss(stages, data_samples, self.student.train_cfg)
+            return c['logits'], gt
+
+        return self.ds.losses(self.ds_heads, run, kd_terms,
+                              kd_terms is not None)

@@ -82,14 +82,18 @@ def _first_device_type(obj) -> str:
     return ''
 
 
-def _inputs_fp32(module, args):
-    """Forward pre-hook: floating inputs (features, RoIs) as contiguous
-    fp32, and the teacher's autocast off inside the module (closed by
+def _inputs_fp32(module, args, kwargs):
+    """Forward pre-hook: floating inputs, positional and keyword (features,
+    RoIs; the query, value and reference points mmdet's transformer layers
+    pass mmcv's deformable attention by keyword) as contiguous fp32, and the
+    teacher's autocast off inside the module (closed by
     :func:`_output_to`)."""
-    ctx = torch.autocast(_first_device_type(args) or 'cpu', enabled=False)
+    device = _first_device_type(args) or _first_device_type(
+        list(kwargs.values()))
+    ctx = torch.autocast(device or 'cpu', enabled=False)
     ctx.__enter__()
     module._mmkd_autocast_off = ctx
-    return to_fp32(args)
+    return to_fp32(args), to_fp32(kwargs)
 
 
 def _output_to(module, args, output, dtype):
@@ -246,7 +250,8 @@ class FrozenTeacher:
                 module.to(dtype=torch.float32,
                           memory_format=torch.contiguous_format)
                 self._hooks += [
-                    module.register_forward_pre_hook(_inputs_fp32),
+                    module.register_forward_pre_hook(_inputs_fp32,
+                                                     with_kwargs=True),
                     # a prediction module's output stays fp32
                     module.register_forward_hook(functools.partial(
                         _output_to,

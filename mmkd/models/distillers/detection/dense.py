@@ -92,26 +92,41 @@ def build_branches(model_cfg, scope: str, student: nn.Module, ds,
     return branches
 
 
+def live_teacher(d, inputs: torch.Tensor, data_samples: list):
+    """The teacher's head outputs on the batch (``extract_feat`` and the
+    head's forward, through :meth:`BaseDistiller.teacher_forward`)."""
+    teacher = d.teacher
+    return d.teacher_forward(
+        lambda x: teacher.bbox_head(teacher.extract_feat(x)), inputs,
+        data_samples=data_samples)
+
+
 def loss(d, inputs: torch.Tensor, data_samples: list) -> dict:
     """The student's own loss plus KD and deep supervision."""
     student, head = d.student, d.student.bbox_head
+    # a teacher cache starts reading this batch's entries now, in the
+    # background, while the student's forward runs
+    cache = getattr(d, 'teacher_cache', None) if d.teacher_active else None
+    ticket = cache.fetch(d, data_samples) if cache is not None else None
     with Capture() as cap:
         if d.ds is not None:
             cap.output(student.backbone, 'stages')
         cap.output(head, 'outs')
         losses = student.loss(inputs, data_samples)
     s_outs = cap['outs']
-    t_outs, pos = None, None
+    pos, teacher_out = None, None
     if d.teacher_active:
-        teacher = d.teacher
-        t_outs = d.teacher_forward(
-            lambda x: teacher.bbox_head(teacher.extract_feat(x)), inputs,
-            data_samples=data_samples)
         if 'box' in d.kd_losses:
             pos = positives(head, s_outs[0], data_samples)
-    kd, teacher_out = {}, None
-    if t_outs is not None:
-        teacher_out = (t_outs, score_logits(d.family, t_outs))
+        if cache is not None:
+            teacher_out = cache.teacher_out(
+                d, ticket, inputs, data_samples,
+                [c.shape[-2:] for c in s_outs[0]], pos)
+        else:
+            t_outs = live_teacher(d, inputs, data_samples)
+            teacher_out = (t_outs, score_logits(d.family, t_outs))
+    kd = {}
+    if teacher_out is not None:
         kd.update(dense_kd(d, s_outs, teacher_out, pos))
     if d.ds is not None:
         for name in d.family.mirrored:  # e.g. YOLOX's use_l1 switch
@@ -130,7 +145,7 @@ def loss(d, inputs: torch.Tensor, data_samples: list) -> dict:
         gt, ds_kd = d.ds.losses(
             d.ds_branches, run,
             lambda outs: dense_kd(d, outs, teacher_out, pos),
-            t_outs is not None)
+            teacher_out is not None)
         losses.update(gt)
         kd.update(ds_kd)
     losses.update(d.scaled(kd))

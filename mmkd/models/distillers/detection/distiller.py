@@ -2,9 +2,10 @@
 
 The student computes its task losses with its own ``loss()``; what
 distillation compares is captured on the way (:mod:`.dense`,
-:mod:`.two_stage`); which families are supported and what each compares is
-in :mod:`.families`. The teacher runs ``extract_feat`` and its head's
-``forward`` (or its RoI heads' ``_bbox_forward``) through
+:mod:`.two_stage`, :mod:`.query`); which families are supported and what
+each compares is in :mod:`.families`. The teacher runs ``extract_feat``
+and its head's ``forward`` (or its RoI heads' ``_bbox_forward``, or its
+encoder and decoder on the distillation queries) through
 :meth:`BaseDistiller.teacher_forward`: never its losses, label assignment
 or post-processing; not at all while no distillation term is active.
 """
@@ -18,8 +19,9 @@ from mmkd.deep_supervision.loop import DeepSupervision
 from mmkd.registry import MODELS
 from ..base import BaseDistiller
 from ..builder import ModelSpec, load_model_cfg
-from . import dense, two_stage
+from . import dense, query, two_stage
 from .families import family_of, levels_of
+from .teacher_cache import TeacherCache
 
 
 @MODELS.register_module()
@@ -28,7 +30,8 @@ class DetectionDistiller(BaseDistiller):
 
     Supported (others are refused at build, with this list):
     RetinaNet, FCOS, ATSS, GFL, RTMDet, YOLOX, TOOD (dense heads);
-    Faster / Mask R-CNN, Cascade (Mask) R-CNN, HTC (RoI heads).
+    Faster / Mask R-CNN, Cascade (Mask) R-CNN, HTC (RoI heads);
+    DINO, two-stage Deformable DETR (query-based, :mod:`.query`).
 
     Args:
         student (str | dict): Student detector (dict, ``mmdet::`` or local
@@ -40,7 +43,10 @@ class DetectionDistiller(BaseDistiller):
             ``mmkd.SigmoidKDLoss`` for sigmoid heads, ``mmkd.KDLoss`` for
             softmax heads and RoI heads) and ``box`` (GFL box
             distributions, LD: ``mmkd.KDLoss`` with
-            ``class_reduction='mean'``). An empty dict trains the auxiliary
+            ``class_reduction='mean'``). Query-based students: ``cls``
+            (``mmkd.SigmoidKDLoss``), ``bbox`` (e.g. mmdet's ``L1Loss``) and
+            ``iou`` (e.g. ``GIoULoss``) on the distillation queries, no
+            ``levels``. An empty dict trains the auxiliary
             heads on labels only and never runs the teacher. Defaults to
             ``dict(cls=dict(type='mmkd.SigmoidKDLoss'))``.
         deep_supervision (dict, optional): The shared contract
@@ -50,7 +56,23 @@ class DetectionDistiller(BaseDistiller):
             ``channels`` (width of the auxiliary pyramid and heads; light:
             64, full: the head's) and ``head`` (keys overriding the student
             head's config in the auxiliary heads; light dense heads get
-            ``stacked_convs=1``). Defaults to None (off).
+            ``stacked_convs=1``). Query-based students: ``stages`` are
+            intermediate decoder layers (0 .. num_layers - 2), distilled
+            from the teacher's final layer (``kd_weight``; no
+            ``gt_weight``, ``channels``, ``head``: no auxiliary heads).
+            Defaults to None (off).
+        distill_queries (dict, optional): Query-based students only:
+            ``num_proposals`` (the teacher's top encoder proposals),
+            ``num_random`` (random boxes) and ``random_wh`` (their size
+            range) of the shared distillation queries
+            (:mod:`.query`). Defaults to None
+            (:data:`.query.DEFAULT_QUERIES`).
+        teacher_cache (dict, optional): Dense heads only: replay the
+            teacher's outputs from a disk cache under a fixed-scale
+            pipeline (``dir``, ``fallback``, ``floor``, ``max_kb``, ...;
+            :class:`.teacher_cache.TeacherCache`, ``docs/teacher_cache.md``;
+            add ``mmkd.TeacherCacheHook`` to ``custom_hooks``). Defaults to
+            None (the live teacher at every step).
         **kwargs: The options of :class:`BaseDistiller` (``teacher_ckpt``,
             ``eval_teacher``, ...).
     """
@@ -62,23 +84,36 @@ class DetectionDistiller(BaseDistiller):
                  teacher: ModelSpec,
                  distill: dict = dict(cls=dict(type='mmkd.SigmoidKDLoss')),
                  deep_supervision: Optional[dict] = None,
+                 distill_queries: Optional[dict] = None,
+                 teacher_cache: Optional[dict] = None,
                  **kwargs) -> None:
         super().__init__(student, teacher, **kwargs)
         s_kind, s_family = family_of(self.student, 'student')
         t_kind, t_family = family_of(self.teacher, 'teacher')
         if s_kind != t_kind:
-            kinds = dict(dense='dense', two_stage='two-stage')
+            kinds = dict(dense='dense', two_stage='two-stage',
+                         query='query-based')
             raise ValueError(
-                'student and teacher must both be two-stage or both dense: '
-                f'student is {kinds[s_kind]}, teacher is {kinds[t_kind]}')
+                'student and teacher must be of the same kind (dense, '
+                f'two-stage or query-based): student is {kinds[s_kind]}, '
+                f'teacher is {kinds[t_kind]}')
         self.two_stage = s_kind == 'two_stage'
+        self.query_based = s_kind == 'query'
         self.family = s_family
         distill = dict(distill or {})
-        unknown = set(distill) - {'cls', 'box'}
+        terms = query.TERMS if self.query_based else ('cls', 'box')
+        unknown = set(distill) - set(terms)
         if unknown:
             raise KeyError(f'distill: unknown terms {sorted(unknown)} '
-                           "(expected 'cls' or 'box')")
-        if self.two_stage:
+                           f'(expected {" or ".join(map(repr, terms))})')
+        if distill_queries is not None and not self.query_based:
+            raise ValueError('distill_queries is for query-based (DETR '
+                             f'family) students; the student is {s_kind}')
+        if self.query_based:
+            query.check_pair(self.student, self.teacher)
+            self.distill_queries = query.queries_cfg(distill_queries,
+                                                     self.teacher)
+        elif self.two_stage:
             two_stage.check_pair(self.student, self.teacher, distill)
         else:
             dense.check_pair(self.student, self.teacher, s_family, t_family,
@@ -90,11 +125,15 @@ class DetectionDistiller(BaseDistiller):
             self.kd_levels[term] = self._check_levels(term,
                                                       cfg.pop('levels', None))
             self.kd_losses[term] = MODELS.build(cfg)
+        if self.query_based:
+            query.check_losses(self.kd_losses)
         self.ds = None
         self.ds_branches = ModuleList()
         if deep_supervision:
             self._build_deep_supervision(student, dict(deep_supervision))
         self.uses_teacher = bool(self.kd_losses)
+        self.teacher_cache = None if teacher_cache is None else \
+            TeacherCache(self, teacher, **teacher_cache)
         self.restore_rng()
 
     @property
@@ -108,6 +147,10 @@ class DetectionDistiller(BaseDistiller):
     def _check_levels(self, term: str, levels) -> Optional[List[int]]:
         if levels is None:
             return None
+        if self.query_based:
+            raise ValueError(f'distill.{term}.levels: query-based KD works '
+                             'on decoder queries, which have no FPN levels '
+                             '(deep_supervision.stages picks decoder layers)')
         if self.two_stage:
             raise ValueError(f'distill.{term}.levels: two-stage KD works on '
                              'RoIs, which have no FPN levels')
@@ -119,6 +162,10 @@ class DetectionDistiller(BaseDistiller):
         return list(levels)
 
     def _build_deep_supervision(self, student: ModelSpec, cfg: dict) -> None:
+        if self.query_based:  # the decoder layers are the levels
+            self.ds = query.deep_supervision(self.student, cfg,
+                                             bool(self.kd_losses))
+            return
         stage_ch, stage_strides = self.student_stages()
         has_kd = bool(self.kd_losses)
         if self.two_stage:
@@ -163,6 +210,8 @@ class DetectionDistiller(BaseDistiller):
 
     def loss(self, inputs: torch.Tensor,
              data_samples: list) -> Dict[str, torch.Tensor]:
+        if self.query_based:
+            return query.loss(self, inputs, data_samples)
         if self.two_stage:
             return two_stage.loss(self, inputs, data_samples)
         return dense.loss(self, inputs, data_samples)

@@ -4,8 +4,10 @@ what each one compares.
 A family is supported when its detector computes its loss the standard way
 (``SingleStageDetector.loss`` / ``TwoStageDetector.loss``, not overridden)
 with a head listed here; the adapter says which head outputs are the
-scores the detector ranks boxes by. Everything else is refused when the
-model is built, naming the family and listing the supported ones.
+scores the detector ranks boxes by. Query-based detectors (DINO, two-stage
+Deformable DETR) are listed by detector class (:data:`QUERY`, distilled by
+:mod:`.query`). Everything else is refused when the model is built, naming
+the family and listing the supported ones.
 """
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
@@ -59,21 +61,49 @@ TWO_STAGE = {
     'HybridTaskCascadeRoIHead': 'HTC',
 }
 
+
+@dataclass(frozen=True)
+class QueryFamily:
+    """How a query-based detector makes decoder queries at given reference
+    boxes (the shared distillation queries of :mod:`.query`).
+
+    Args:
+        name (str): The family, for messages and the support matrix.
+        content (str): ``'embedding'`` (DINO: the learned content query of
+            slot i, positions from the box) or ``'proposal'`` (two-stage
+            Deformable DETR: content and position both from the box, as its
+            ``pre_decoder`` makes them from proposals).
+    """
+    name: str
+    content: str
+
+
+#: query-based detector class name (exact: subclasses change the call
+#: structure) -> family; both need ``as_two_stage`` (encoder proposals)
+QUERY = {
+    'DINO': QueryFamily('DINO', content='embedding'),
+    'DeformableDETR': QueryFamily('Deformable DETR (two-stage)',
+                                  content='proposal'),
+}
+
 #: families refused with a specific reason
 REFUSED = {
-    'DetectionTransformer': 'query-based (DETR family: DETR, Deformable '
-    'DETR, DINO, ...): its predictions have no fixed location to compare '
-    '(planned separately)',
-    'MaskFormer': 'query-based (Mask2Former / MaskFormer, planned '
-    'separately)',
+    'DetectionTransformer': 'query-based DETR family other than DINO and '
+    'two-stage Deformable DETR (DETR, Conditional / DAB-DETR, DDQ, ...): '
+    "mmkd's shared distillation queries are built for those two detectors' "
+    'encoder proposals and decoder call (exact classes only)',
+    'MaskFormer': "mmdet's panoptic / instance Mask2Former and MaskFormer "
+    "are not distilled (mmseg's semantic Mask2Former is, by "
+    'mmkd.SegmentationDistiller)',
 }
 
 
 def supported_text() -> str:
     dense = sorted({f'{f.name} ({h})' for h, f in DENSE.items()})
     two = [f'{n} ({h})' for h, n in TWO_STAGE.items()]
+    query = [f'{f.name} ({k})' for k, f in QUERY.items()]
     return ('supported: dense ' + ', '.join(dense) + '; two-stage ' +
-            ', '.join(two))
+            ', '.join(two) + '; query-based ' + ', '.join(query))
 
 
 def _overrides_loss(detector: nn.Module, base: type) -> bool:
@@ -81,10 +111,21 @@ def _overrides_loss(detector: nn.Module, base: type) -> bool:
 
 
 def family_of(detector: nn.Module, role: str):
-    """``('dense', DenseFamily)`` or ``('two_stage', name)`` for a built
-    mmdet detector, or a ValueError naming it and what is supported."""
+    """``('dense', DenseFamily)``, ``('two_stage', name)`` or ``('query',
+    QueryFamily)`` for a built mmdet detector, or a ValueError naming it and
+    what is supported."""
     from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
     kind = type(detector).__name__
+    if kind in QUERY:
+        if not getattr(detector, 'as_two_stage', False):
+            raise ValueError(
+                f'{role} {kind} with as_two_stage=False is not supported by '
+                'mmkd.DetectionDistiller: its queries are learned embeddings '
+                'with no encoder proposals to share as distillation queries; '
+                'use the two-stage variant (as_two_stage=True, e.g. '
+                'mmdet::deformable_detr/deformable-detr-refine-twostage_r50_'
+                f'16xb2-50e_coco.py). {supported_text()}')
+        return 'query', QUERY[kind]
     for base, why in REFUSED.items():
         if any(c.__name__ == base for c in type(detector).__mro__):
             raise ValueError(

@@ -492,11 +492,15 @@ def _where(device):
 def measure_memory(path, row, args, device):
     """Peak memory of ``row``'s step, measured alone in this process."""
     import psutil
-    steps, weights, _, kind, _ = build_rows(
+    steps, weights, _, kind, models = build_rows(
         path, device, rows=(row, ), precision=args.teacher_precision)
     x, samples = fake_batch(kind, args.size or DEFAULT_INPUT[kind][0],
                             args.batch or DEFAULT_INPUT[kind][1], args.seed,
                             device)
+    if row == 'kd_cache':  # warm: the fill is not what the row measures
+        with torch.no_grad():
+            models['kd_cache'].loss(x, samples)
+        models['kd_cache'].teacher_cache.flush()
     if device.type == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

@@ -8,7 +8,9 @@ class logits, TOOD's class probabilities as logits, YOLOX's
 GFL-style heads the box distributions on the student's positives (LD,
 https://arxiv.org/abs/2102.12252, as mmdet's ``LDHead``). Auxiliary heads
 of the student's head type on intermediate stages are trained by their own
-``loss()`` and by the same KD from the teacher's final predictions.
+``loss()`` and by the same KD from the teacher's final predictions. With
+``teacher_cache`` the teacher's outputs are replayed from disk where the
+cache has them (:mod:`.teacher_cache`).
 """
 import copy
 from typing import Dict, List, Optional, Sequence

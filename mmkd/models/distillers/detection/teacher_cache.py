@@ -91,7 +91,8 @@ COCO_TRAIN_IMAGES = 118287
 #: transforms whose output depends only on the image and on what the key
 #: holds (RandomFlip: ``flip`` / ``flip_direction`` are in the key)
 EXACT_TRANSFORMS = frozenset({
-    'LoadImageFromFile', 'LoadImageFromNDArray', 'LoadMultiChannelImageFromFiles',
+    'LoadImageFromFile', 'LoadImageFromNDArray',
+    'LoadMultiChannelImageFromFiles',
     'LoadAnnotations', 'LoadPanopticAnnotations', 'LoadEmptyAnnotations',
     'LoadProposals', 'InferencerLoader', 'PackDetInputs', 'FilterAnnotations',
     'Resize', 'FixShapeResize', 'FixScaleResize', 'ResizeShortestEdge',
@@ -425,9 +426,9 @@ def sigmoid_kd_error_bound(student: torch.Tensor, cached: torch.Tensor,
         floor (float | Tensor): The floor logit (a ``(B,)`` tensor for a
             per-image floor).
         temperature (float): The loss's T. Defaults to 1.0.
-        channels (int, optional): Classes per prior (``C``), as the loss
-            takes it. Defaults to None (every channel a class of one
-            location).
+        channels (int, optional): Classes per prior (``C``) of a
+            ``(B, A*C, H, W)`` map, as the loss takes it. Defaults to None
+            (classes last).
 
     Returns:
         tuple: ``(loss bound, gradient bound)``: a scalar tensor, and a
@@ -450,11 +451,7 @@ def sigmoid_kd_error_bound(student: torch.Tensor, cached: torch.Tensor,
     kl_stored = ((z / t - a).abs() + d) * d / 4
     per_el = torch.where(floored, kl_floor, kl_stored)
     grad = torch.where(floored, q_f.expand_as(s), d / 4) / t
-    if channels is None or s.dim() == 2:
-        locations = s.numel() // s.shape[-1] if s.dim() == 2 else \
-            s.numel() // s.shape[1]
-    else:
-        locations = s.numel() // channels
+    locations = s.numel() // (channels or s.shape[-1])  # as the loss
     scale = t * t / locations
     return per_el.sum() * scale, grad * scale
 
@@ -784,11 +781,12 @@ class TeacherCache:
         return True
 
     def _assemble(self, entries, live, miss, sizes, pos, B, A, device):
+        """The batch's score maps (and LD maps) from the entries of the
+        hits and the live outputs of the misses."""
         where = {i: j for j, i in enumerate(miss)}
         score: List[Optional[torch.Tensor]] = [None] * self.n_levels
         box: List[Optional[torch.Tensor]] = [None] * self.n_levels
         for lvl in self.cls_levels:
-            H, W = sizes[lvl]
             shape = next(e.cls[lvl][0] for e in entries if e is not None)
             out = torch.empty((B, ) + tuple(shape), device=device)
             for i, e in enumerate(entries):

@@ -83,3 +83,16 @@ def run(build_cfg, args: argparse.Namespace, action: str) -> None:
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
         RUNNERS.build(cfg)
     getattr(runner, action)()
+    close_dist()
+
+
+def close_dist() -> None:
+    """After the run, every rank meets once more and the process group is
+    destroyed: a group left to the interpreter's exit can abort a rank
+    while its communication threads are torn down (seen with gloo as
+    'terminate called without an active exception'), and torch asks for it
+    with NCCL."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
